@@ -1,0 +1,107 @@
+package reaper
+
+import (
+	"errors"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+
+	"github.com/hashicorp/go-hclog"
+	"golang.org/x/sys/unix"
+)
+
+// urgent are the signals that, left to the Go runtime, would kill tender (TERM, INT, HUP) or
+// make it dump its goroutines and exit (QUIT). They are caught before anything is started.
+var urgent = []os.Signal{unix.SIGTERM, unix.SIGINT, unix.SIGHUP, unix.SIGQUIT}
+
+// CatchSignals takes over every signal tender can catch, except SIGCHLD (the reaper waits in
+// wait4 instead) and SIGURG (the Go runtime's preemption signal, nobody else's business), and
+// delivers them on the returned channel.
+//
+// Catching rather than ignoring matters: a signal set to SIG_IGN would stay ignored in every
+// process tender starts, while a caught one is reset to its default by exec. Catching also
+// keeps tender from stopping on SIGTSTP, SIGTTIN and SIGTTOU.
+//
+// The Go runtime enables each signal with a round trip to a thread of its own, some 50µs
+// apiece on a small VM, so only the urgent ones are caught before CatchSignals returns and the
+// rest while tender goes on starting the app; those are signals that the runtime would
+// otherwise drop or that stop tender until SIGCONT.
+func CatchSignals() <-chan os.Signal {
+	c := make(chan os.Signal, 128)
+	signal.Notify(c, urgent...)
+	go signal.Notify(c, rest()...)
+	return c
+}
+
+func rest() []os.Signal {
+	var sigs []os.Signal
+	for sig := syscall.Signal(1); sig <= 64; sig++ {
+		switch sig {
+		case unix.SIGKILL, unix.SIGSTOP, unix.SIGCHLD, unix.SIGURG,
+			unix.SIGTERM, unix.SIGINT, unix.SIGHUP, unix.SIGQUIT:
+			continue
+		}
+		sigs = append(sigs, sig)
+	}
+	return sigs
+}
+
+// Forwarder passes signals on to a child, as tini and dumb-init do.
+type Forwarder struct {
+	// ToGroup sends to the child's process group (which the child leads) rather than the
+	// child alone, so that a shell's pipeline gets the signal too.
+	ToGroup bool
+	// Rewrite maps a signal to another before it is sent; to 0 drops it.
+	Rewrite map[syscall.Signal]syscall.Signal
+	Log     hclog.Logger
+}
+
+// Forward sends sig, rewritten, to pid (or its group) and returns what was sent (0 when the
+// rewrite dropped it).
+func (f Forwarder) Forward(sig syscall.Signal, pid int) syscall.Signal {
+	if to, ok := f.Rewrite[sig]; ok {
+		if to == 0 {
+			f.Log.Debug("dropping signal", "signal", SignalName(sig))
+			return 0
+		}
+		f.Log.Debug("rewriting signal", "from", SignalName(sig), "to", SignalName(to))
+		sig = to
+	}
+	if err := Signal(pid, sig, f.ToGroup); err != nil {
+		f.Log.Debug("cannot forward signal", "signal", SignalName(sig), "pid", pid, "error", err)
+	} else {
+		f.Log.Trace("forwarded signal", "signal", SignalName(sig), "pid", pid)
+	}
+	return sig
+}
+
+// Signal sends sig to pid's process group when group is true, falling back to pid alone when
+// the group is gone (the child may have moved to another group), or to pid alone otherwise.
+func Signal(pid int, sig syscall.Signal, group bool) error {
+	if group {
+		err := unix.Kill(-pid, sig)
+		if !errors.Is(err, unix.ESRCH) {
+			return err
+		}
+	}
+	return unix.Kill(pid, sig)
+}
+
+// BecomeSubreaper makes orphaned descendants re-parent to this process instead of to the
+// real PID 1, so that tender reaps and ends them even when it is not PID 1 itself.
+func BecomeSubreaper() error {
+	return unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+}
+
+// SignalName names a signal for people: SIGTERM, SIGRTMIN+3, or "signal 33" for the numbers
+// glibc keeps for itself.
+func SignalName(sig syscall.Signal) string {
+	if name := unix.SignalName(sig); name != "" {
+		return name
+	}
+	if sig >= 34 && sig <= 64 {
+		return "SIGRTMIN+" + strconv.Itoa(int(sig)-34)
+	}
+	return "signal " + strconv.Itoa(int(sig))
+}
