@@ -1,0 +1,36 @@
+package apps
+
+import "time"
+
+// Backoff decides when a process that exited starts again: after Delay, doubling with each
+// quick crash up to Max; a process that lived MinUptime was stable, and its exit starts the
+// count afresh. After more than MaxRestarts quick crashes in a row it gives up (0 = never).
+type Backoff struct {
+	Delay, Max  time.Duration
+	MinUptime   time.Duration
+	MaxRestarts int
+
+	quick int           // quick crashes in a row
+	next  time.Duration // the delay after the next quick crash
+	begun bool
+}
+
+// Exited records an exit after uptime and returns how long to wait before the restart, or
+// giveUp when the crashes in a row are past the budget.
+func (b *Backoff) Exited(uptime time.Duration) (delay time.Duration, giveUp bool) {
+	if uptime >= b.MinUptime || !b.begun {
+		b.quick, b.next, b.begun = 0, b.Delay, true
+	}
+	if uptime < b.MinUptime {
+		b.quick++
+	}
+	if b.MaxRestarts > 0 && b.quick > b.MaxRestarts {
+		return 0, true
+	}
+	delay = b.next
+	b.next = min(b.next*2, b.Max)
+	return delay, false
+}
+
+// Quick is the number of quick crashes in a row so far.
+func (b *Backoff) Quick() int { return b.quick }

@@ -1,0 +1,116 @@
+package apps
+
+import (
+	"errors"
+	"os"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"golang.org/x/sys/unix"
+
+	"github.com/tenderinit/tender/config"
+	"github.com/tenderinit/tender/reaper"
+)
+
+// restartWanted reports whether, under policy p, an exit with this code is followed by a
+// restart.
+func restartWanted(p config.RestartPolicy, code int) bool {
+	return p == config.RestartAlways || (p == config.RestartOnFailure && code != 0)
+}
+
+// Single runs the command as tender's one child in the foreground, as tini does: its own
+// process group, the terminal's foreground group, every signal forwarded to it.
+type Single struct {
+	Spawner *Spawner
+	Forward reaper.Forwarder
+	Args    []string
+	Env     []string
+	Restart config.RestartPolicy
+	Backoff Backoff
+	Log     hclog.Logger
+}
+
+// stopSignals are the signals after which a child that exits is not restarted: the
+// orchestrator wants the container to stop.
+var stopSignals = map[syscall.Signal]bool{unix.SIGTERM: true, unix.SIGINT: true, unix.SIGQUIT: true}
+
+// Run starts the child, forwards signals to it and restarts it as the policy says. It returns
+// the exit status for tender: the child's, 128+N when signal N killed it, 126 or 127 when it
+// could not be started.
+func (s *Single) Run(signals <-chan os.Signal) int {
+	exits := make(chan reaper.Exit, 1)
+	stopping := false
+	for {
+		pid, started := s.start(exits)
+		if pid == 0 {
+			return ExitCannotExecute
+		}
+		exit := s.wait(pid, signals, exits, &stopping)
+		code := exit.Code()
+		uptime := time.Since(started)
+		s.Log.Debug("child exited", "pid", pid, "status", exit.String(), "uptime", uptime.Round(time.Millisecond))
+		if stopping || !restartWanted(s.Restart, code) {
+			return code
+		}
+		delay, giveUp := s.Backoff.Exited(uptime)
+		if giveUp {
+			s.Log.Error("the app keeps crashing; giving up", "quick_crashes", s.Backoff.Quick(), "last", exit.String())
+			return code
+		}
+		s.Log.Info("restarting the app", "after", delay, "last", exit.String())
+		if !s.sleep(delay, signals, &stopping) {
+			return code
+		}
+	}
+}
+
+// start starts the child and reports a stage failure; a pid of 0 means nothing started.
+func (s *Single) start(exits chan reaper.Exit) (int, time.Time) {
+	started := time.Now()
+	pid, err := s.Spawner.Start(Spawn{Args: s.Args, Env: s.Env, Stdio: [3]int{0, 1, 2}, Foreground: true}, exits)
+	var se *StageError
+	switch {
+	case errors.As(err, &se):
+		s.Log.Error("cannot start the app", "step", se.Step, "error", se.Msg)
+	case err != nil:
+		s.Log.Error("cannot start the app", "error", err)
+		return 0, started
+	default:
+		s.Log.Debug("started the app", "pid", pid, "args", s.Args)
+	}
+	return pid, started
+}
+
+// wait forwards signals to pid until it exits.
+func (s *Single) wait(pid int, signals <-chan os.Signal, exits <-chan reaper.Exit, stopping *bool) reaper.Exit {
+	for {
+		select {
+		case sig := <-signals:
+			sn := sig.(syscall.Signal)
+			if stopSignals[sn] {
+				*stopping = true
+			}
+			s.Forward.Forward(sn, pid)
+		case exit := <-exits:
+			return exit
+		}
+	}
+}
+
+// sleep waits out a restart delay; a stop signal meanwhile ends it with false.
+func (s *Single) sleep(d time.Duration, signals <-chan os.Signal, stopping *bool) bool {
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	for {
+		select {
+		case sig := <-signals:
+			if stopSignals[sig.(syscall.Signal)] {
+				*stopping = true
+				return false
+			}
+		case <-timer.C:
+			return true
+		}
+	}
+}

@@ -1,0 +1,97 @@
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/hashicorp/go-hclog"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/tenderinit/tender/apps"
+	"github.com/tenderinit/tender/capabilities"
+	"github.com/tenderinit/tender/config"
+	"github.com/tenderinit/tender/reaper"
+)
+
+// newSpawner turns the app settings into the plan that every app process's clean start
+// follows, and the environment the apps get.
+func newSpawner(cfg *config.Config, r *reaper.Reaper, listenFds, origOOM int, oomErr error, log hclog.Logger) (*apps.Spawner, []string, error) {
+	self, err := apps.SelfPath()
+	if err != nil {
+		return nil, nil, fmt.Errorf("cannot find tender's own binary to start apps cleanly: %w", err)
+	}
+	plan := apps.Plan{ListenFds: listenFds, NoNewPrivileges: cfg.AppNoNewPrivs}
+	switch {
+	case cfg.AppOOMScoreAdj != nil:
+		score := cfg.AppOOMScoreAdj.Resolve(origOOM)
+		plan.OOMScoreAdj = &score
+	case oomErr == nil:
+		plan.OOMScoreAdj = &origOOM
+	default:
+		// Without a readable /proc tender cannot change its own score either, so the apps
+		// inherit the original untouched.
+		log.Debug("cannot read oom_score_adj; apps inherit tender's", "error", oomErr)
+	}
+
+	env := os.Environ()
+	if cfg.AppUser != "" {
+		u, err := apps.LookupUser(cfg.AppUser)
+		if err != nil {
+			return nil, nil, fmt.Errorf("invalid TENDER_APP_USER=%q: %v", cfg.AppUser, err)
+		}
+		plan.User = &u.User
+		env = u.Env(env)
+	}
+	if cfg.AppCaps != nil {
+		keep := cfg.AppCaps
+		plan.Capabilities = &specs.LinuxCapabilities{
+			Bounding: keep, Effective: keep, Permitted: keep, Inheritable: keep, Ambient: keep,
+		}
+	}
+	if cfg.AppNofile != nil {
+		plan.Rlimits = []specs.POSIXRlimit{{Type: "RLIMIT_NOFILE", Soft: cfg.AppNofile.Soft, Hard: cfg.AppNofile.Hard}}
+	}
+	return &apps.Spawner{Reaper: r, Self: self, Base: plan}, env, nil
+}
+
+// protectFromOOM asks for tender's own oom_score_adj and says in one line what it asked,
+// what it got, why, and what the user can do about it. It is never fatal.
+func protectFromOOM(cfg *config.Config, orig int, origErr error, appScore *int, log hclog.Logger) {
+	if cfg.OOMScoreAdj == nil {
+		log.Debug("leaving tender's oom_score_adj alone (TENDER_OOM_SCORE_ADJ=off)")
+		return
+	}
+	if origErr != nil {
+		log.Warn("OOM protection is off: cannot read oom_score_adj", "error", origErr)
+		return
+	}
+	res := capabilities.LowerOOMScoreAdj(*cfg.OOMScoreAdj)
+	apps := orig
+	if appScore != nil {
+		apps = *appScore
+	}
+	args := []any{"asked", res.Asked, "got", res.Got, "original", res.Original, "apps", apps}
+	switch {
+	case res.Err == nil:
+		log.Info("OOM protection: tender has the oom_score_adj it asked for", args...)
+	case res.Refused():
+		log.Info("OOM protection is partial", append(args,
+			"why", "the kernel refuses lower scores without CAP_SYS_RESOURCE",
+			"remedy", capabilities.OOMAdvice(res.Got, apps))...)
+	default:
+		log.Warn("OOM protection failed: tender keeps its original oom_score_adj", append(args, "error", res.Err)...)
+	}
+}
+
+// restartPolicy is TENDER_RESTART, or by default: never for a single child (tini's
+// behaviour: the container ends with it), always for a pool.
+func restartPolicy(cfg *config.Config) config.RestartPolicy {
+	if !cfg.RestartSet && cfg.Pool() {
+		return config.RestartAlways
+	}
+	return cfg.Restart
+}
+
+func backoff(cfg *config.Config) apps.Backoff {
+	return apps.Backoff{Delay: cfg.RestartDelay, Max: cfg.RestartDelayMax, MinUptime: cfg.MinUptime, MaxRestarts: cfg.MaxRestarts}
+}
