@@ -1,0 +1,283 @@
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var modes = []struct {
+	name string
+	mode Mode
+}{{"pid1", AsPID1}, {"subreaper", BelowShell}}
+
+func TestExitStatusPassesThrough(t *testing.T) {
+	for _, m := range modes {
+		for _, tc := range []struct {
+			args []string
+			want int
+		}{
+			{[]string{"exit", "0"}, 0},
+			{[]string{"exit", "1"}, 1},
+			{[]string{"exit", "7"}, 7},
+			{[]string{"exit", "255"}, 255},
+			{[]string{"killself", "15"}, 128 + 15},
+			{[]string{"killself", "9"}, 128 + 9},
+			{[]string{"killself", "10"}, 128 + 10},
+		} {
+			t.Run(m.name+"/"+strings.Join(tc.args, "_"), func(t *testing.T) {
+				t.Parallel()
+				r := startTender(t, m.mode, nil, append([]string{"--", bin.testapp}, tc.args...)...)
+				if got := r.Wait(10 * time.Second); got != tc.want {
+					t.Errorf("exit status %d, want %d", got, tc.want)
+				}
+			})
+		}
+	}
+}
+
+func TestCommandNotFoundOrNotExecutable(t *testing.T) {
+	noexec := filepath.Join(t.TempDir(), "script")
+	if err := os.WriteFile(noexec, []byte("#!/bin/sh\nexit 0\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		args []string
+		want int
+		msg  string
+	}{
+		{"missing path", []string{"/no/such/program"}, 127, "no such file"},
+		{"missing in PATH", []string{"no-such-program-anywhere"}, 127, "not found"},
+		{"not executable", []string{noexec}, 126, "permission denied"},
+		{"a directory", []string{"/tmp"}, 126, "permission denied"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			r := startTender(t, AsPID1, nil, append([]string{"--"}, tc.args...)...)
+			if got := r.Wait(10 * time.Second); got != tc.want {
+				t.Errorf("exit status %d, want %d", got, tc.want)
+			}
+			if !strings.Contains(r.Stderr.String(), tc.msg) {
+				t.Errorf("stderr does not say %q:\n%s", tc.msg, r.Stderr)
+			}
+		})
+	}
+}
+
+func TestExitRemap(t *testing.T) {
+	t.Parallel()
+	r := startTender(t, AsPID1, []string{"TENDER_EXIT_REMAP=143:0,7:70"}, "--", bin.testapp, "killself", "15")
+	if got := r.Wait(10 * time.Second); got != 0 {
+		t.Errorf("SIGTERM death remapped to %d, want 0", got)
+	}
+	r = startTender(t, AsPID1, nil, "--exit-remap=7:70", "--", bin.testapp, "exit", "7")
+	if got := r.Wait(10 * time.Second); got != 70 {
+		t.Errorf("exit 7 remapped to %d, want 70", got)
+	}
+}
+
+// readSignals parses the report of `testapp signals`: the signals received, in order.
+func readSignals(path string) []int {
+	b, _ := os.ReadFile(path)
+	var sigs []int
+	for _, line := range strings.Split(string(b), "\n") {
+		if n, err := strconv.Atoi(strings.TrimSpace(line)); err == nil {
+			sigs = append(sigs, n)
+		}
+	}
+	return sigs
+}
+
+func waitReady(t *testing.T, path string) {
+	t.Helper()
+	eventually(t, 10*time.Second, "the app to be ready", func() bool {
+		b, _ := os.ReadFile(path)
+		return strings.HasPrefix(string(b), "ready")
+	})
+}
+
+func waitSignals(t *testing.T, path string, want []int) {
+	t.Helper()
+	eventually(t, 5*time.Second, fmt.Sprintf("signals %v in %s", want, path), func() bool {
+		return fmt.Sprint(readSignals(path)) == fmt.Sprint(want)
+	})
+}
+
+func TestSignalsReachTheChild(t *testing.T) {
+	const rtmin2 = 36 // SIGRTMIN+2
+	for _, m := range modes {
+		t.Run(m.name, func(t *testing.T) {
+			t.Parallel()
+			report := filepath.Join(t.TempDir(), "signals")
+			r := startTender(t, m.mode, nil, "--", bin.testapp, "signals", report)
+			waitReady(t, report)
+			sent := []int{int(syscall.SIGHUP), int(syscall.SIGUSR1), int(syscall.SIGUSR2), rtmin2, int(syscall.SIGWINCH)}
+			for i, s := range sent {
+				r.Signal(syscall.Signal(s))
+				waitSignals(t, report, sent[:i+1]) // one at a time: the order is checked too
+			}
+			r.Signal(syscall.SIGTERM)
+			if code := r.Wait(10 * time.Second); code != 0 {
+				t.Errorf("exit status %d after SIGTERM, want the app's 0", code)
+			}
+			if got := readSignals(report); fmt.Sprint(got) != fmt.Sprint(append(sent, 15)) {
+				t.Errorf("the app received %v, want %v", got, append(sent, 15))
+			}
+		})
+	}
+}
+
+func TestSignalRewrite(t *testing.T) {
+	t.Parallel()
+	report := filepath.Join(t.TempDir(), "signals")
+	r := startTender(t, AsPID1, []string{"TENDER_SIGNAL_REWRITE=15:10,INT:0,SIGHUP:SIGUSR2"}, "--", bin.testapp, "signals", report, "12")
+	waitReady(t, report)
+	r.Signal(syscall.SIGINT) // dropped
+	r.Signal(syscall.SIGTERM)
+	waitSignals(t, report, []int{10})
+	r.Signal(syscall.SIGHUP) // arrives as SIGUSR2, which ends the app
+	if code := r.Wait(10 * time.Second); code != 0 {
+		t.Fatalf("exit status %d, want 0", code)
+	}
+	if got := readSignals(report); fmt.Sprint(got) != "[10 12]" {
+		t.Errorf("the app received %v, want [10 12]: INT dropped, TERM as USR1, HUP as USR2", got)
+	}
+}
+
+// A shell pipeline: the signal reaches every process of it only when sent to the group.
+func TestSignalTargetGroupOrChild(t *testing.T) {
+	for _, target := range []string{"group", "child"} {
+		t.Run(target, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			a, b := filepath.Join(dir, "a"), filepath.Join(dir, "b")
+			// The shell ignores SIGUSR1; the two apps of its pipeline record it and exit on it.
+			script := fmt.Sprintf(`trap "" USR1; %[1]s signals %[2]s 10 | %[1]s signals %[3]s 10`, bin.testapp, a, b)
+			r := startTender(t, AsPID1, []string{"TENDER_SIGNAL_TARGET=" + target, "TENDER_KILL_GRACE=200ms"}, "--", "/bin/sh", "-c", script)
+			waitReady(t, a)
+			waitReady(t, b)
+			r.Signal(syscall.SIGUSR1)
+			if target == "group" {
+				if code := r.Wait(10 * time.Second); code != 0 {
+					t.Fatalf("exit status %d, want 0 (both apps exit on USR1)", code)
+				}
+				if fmt.Sprint(readSignals(a), readSignals(b)) != "[10] [10]" {
+					t.Errorf("pipeline received %v and %v, want USR1 in both", readSignals(a), readSignals(b))
+				}
+				return
+			}
+			time.Sleep(300 * time.Millisecond)
+			if len(readSignals(a))+len(readSignals(b)) != 0 {
+				t.Fatalf("with target=child the pipeline got %v and %v, want nothing", readSignals(a), readSignals(b))
+			}
+			r.Signal(syscall.SIGTERM) // ends the shell; tender then ends the pipeline
+			r.Wait(10 * time.Second)
+		})
+	}
+}
+
+// tini's process group test: the child ignores the signal, its own child does not.
+func TestProcessGroupSignal(t *testing.T) {
+	t.Parallel()
+	pids := filepath.Join(t.TempDir(), "pids")
+	r := startTender(t, AsPID1, nil, "--", bin.testapp, "pgroup", pids)
+	waitFile(t, pids, 10*time.Second)
+	r.Signal(syscall.SIGHUP)
+	if code := r.Wait(10 * time.Second); code != 128+int(syscall.SIGHUP) {
+		t.Errorf("exit status %d, want %d: the grandchild dies of SIGHUP and the child passes it on", code, 128+int(syscall.SIGHUP))
+	}
+}
+
+func TestOrphansAreReaped(t *testing.T) {
+	for _, m := range modes {
+		t.Run(m.name, func(t *testing.T) {
+			t.Parallel()
+			done := filepath.Join(t.TempDir(), "done")
+			r := startTender(t, m.mode, nil, "--", bin.testapp, "orphans", "100", done)
+			waitFile(t, done, 20*time.Second)
+			tender := r.TenderPid()
+			// Every orphan is reaped, not merely re-parented: in the end only the app is left.
+			eventually(t, 5*time.Second, "only the app below tender, no zombie", func() bool {
+				return len(descendants(tender)) == 1
+			})
+			r.Signal(syscall.SIGTERM)
+			if code := r.Wait(10 * time.Second); code != 128+int(syscall.SIGTERM) && code != 0 {
+				t.Errorf("exit status %d", code)
+			}
+		})
+	}
+}
+
+// A background process that ignores SIGTERM is left when the main child exits: it gets
+// SIGTERM, then SIGKILL after the grace, and tender exits with the main child's status.
+func TestLeftoverProcessesAreEnded(t *testing.T) {
+	for _, m := range modes {
+		for _, grace := range []time.Duration{0, 800 * time.Millisecond} {
+			t.Run(fmt.Sprintf("%s/grace=%v", m.name, grace), func(t *testing.T) {
+				t.Parallel()
+				dir := t.TempDir()
+				pidFile, goFile := filepath.Join(dir, "pid"), filepath.Join(dir, "go")
+				r := startTender(t, m.mode, []string{"TENDER_KILL_GRACE=" + grace.String()}, "--", bin.testapp, "leave", pidFile, "7", goFile)
+				waitFile(t, pidFile, 10*time.Second)
+				leftover := findBelow(t, r.cmd.Process.Pid, "ignore-term")
+				start := time.Now()
+				if err := os.WriteFile(goFile, nil, 0o644); err != nil {
+					t.Fatal(err)
+				}
+				code := r.Wait(grace + 5*time.Second)
+				took := time.Since(start)
+				if code != 7 {
+					t.Errorf("exit status %d, want the main child's 7", code)
+				}
+				if _, err := os.Stat(fmt.Sprintf("/proc/%d", leftover.Pid)); err == nil {
+					if p, ok := readProc(leftover.Pid); ok && p.State != 'Z' {
+						t.Errorf("the leftover %d is still alive: %+v", leftover.Pid, p)
+					}
+				}
+				if took < grace-100*time.Millisecond || took > grace+2*time.Second {
+					t.Errorf("tender took %v to end the leftover, want about the grace %v", took, grace)
+				}
+			})
+		}
+	}
+}
+
+// A leftover that honours SIGTERM ends tender at once, not after the grace.
+func TestLeftoverThatHonoursTermEndsQuickly(t *testing.T) {
+	t.Parallel()
+	r := startTender(t, AsPID1, []string{"TENDER_KILL_GRACE=30s"}, "--", "/bin/sh", "-c", bin.testapp+" sleep 100 & exit 3")
+	start := time.Now()
+	if code := r.Wait(10 * time.Second); code != 3 {
+		t.Errorf("exit status %d, want 3", code)
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("tender took %v although the leftover ends on SIGTERM", took)
+	}
+}
+
+// Not PID 1, tender is a subreaper: an orphan of its app is re-parented to tender, not to
+// the namespace's PID 1 (the shell).
+func TestSubreaperAdoptsOrphans(t *testing.T) {
+	t.Parallel()
+	pidFile := filepath.Join(t.TempDir(), "pid")
+	script := fmt.Sprintf(`%s leave %s 0; exec %s sleep 100`, bin.testapp, pidFile, bin.testapp)
+	r := startTender(t, BelowShell, nil, "--", "/bin/sh", "-c", script)
+	waitFile(t, pidFile, 10*time.Second)
+	tender := r.TenderPid()
+	orphan := findBelow(t, r.cmd.Process.Pid, "ignore-term")
+	if orphan.PPid != tender {
+		t.Errorf("the orphan's parent is %d, want tender %d", orphan.PPid, tender)
+	}
+	// Running below another init is normal (docker run --init): no warning about it.
+	if strings.Contains(r.Stderr.String(), "WARN") {
+		t.Errorf("tender warned below a shell:\n%s", r.Stderr)
+	}
+	r.Signal(syscall.SIGTERM)
+	r.Wait(15 * time.Second)
+}
