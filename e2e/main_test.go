@@ -186,16 +186,21 @@ func (r *Run) TenderPid() int {
 	r.t.Helper()
 	var pid int
 	eventually(r.t, 5*time.Second, "tender to start", func() bool {
-		p := r.cmd.Process.Pid
+		level := []int{r.cmd.Process.Pid}
 		for i := 0; i < r.depth; i++ {
-			kids := childrenOf(p)
-			if len(kids) == 0 {
-				return false
+			var next []int
+			for _, p := range level {
+				next = append(next, childrenOf(p)...)
 			}
-			p = kids[0]
+			level = next
 		}
-		pid = p
-		return strings.Contains(readCmdline(pid), "tender")
+		for _, p := range level {
+			if args := strings.Fields(readCmdline(p)); len(args) > 0 && filepath.Base(args[0]) == "tender" {
+				pid = p
+				return true
+			}
+		}
+		return false
 	})
 	return pid
 }

@@ -243,17 +243,14 @@ func cmdIgnoreTerm(args []string) {
 	time.Sleep(time.Hour)
 }
 
-// pgroup FILE: like tini's process group test, ignore SIGUSR1 and wait for a child that does
-// not; write both pids to FILE. Only a signal to the whole group ends the child.
+// pgroup FILE: like tini's process group test, ignore SIGHUP and wait for a child that does
+// not; write both pids to FILE. Only a signal to the whole group ends the child, and then this
+// process exits with 128+N as a shell would.
 func cmdPgroup(args []string) {
-	signal.Ignore(syscall.SIGUSR1)
 	self, _ := os.Executable()
 	cmd := exec.Command(self, "sleep", "1000")
-	// The child must not inherit the ignored SIGUSR1: a caught-then-reset signal is default
-	// after exec, an ignored one is not, so reset it around the fork.
-	signal.Reset(syscall.SIGUSR1)
-	must(cmd.Start())
-	signal.Ignore(syscall.SIGUSR1)
+	must(cmd.Start()) // before Ignore: an ignored signal would stay ignored in the child
+	signal.Ignore(syscall.SIGHUP)
 	writeFile(args[0], fmt.Sprintf("%d %d", os.Getpid(), cmd.Process.Pid))
 	err := cmd.Wait()
 	if ee, ok := err.(*exec.ExitError); ok {
