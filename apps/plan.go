@@ -16,12 +16,12 @@ const StageArg = "__tender_clean_start__"
 // Plan is what the clean-start stage does to a process before it becomes the app. The
 // process settings have the names and shapes of an OCI config.json's "process".
 type Plan struct {
-	Args            []string                  `json:"args"`
-	OOMScoreAdj     *int                      `json:"oomScoreAdj,omitempty"`
-	User            *specs.User               `json:"user,omitempty"`
-	Capabilities    *specs.LinuxCapabilities  `json:"capabilities,omitempty"`
-	Rlimits         []specs.POSIXRlimit       `json:"rlimits,omitempty"`
-	NoNewPrivileges bool                      `json:"noNewPrivileges,omitempty"`
+	Args            []string                 `json:"args"`
+	OOMScoreAdj     *int                     `json:"oomScoreAdj,omitempty"`
+	User            *specs.User              `json:"user,omitempty"`
+	Capabilities    *specs.LinuxCapabilities `json:"capabilities,omitempty"`
+	Rlimits         []specs.POSIXRlimit      `json:"rlimits,omitempty"`
+	NoNewPrivileges bool                     `json:"noNewPrivileges,omitempty"`
 	// ListenFds is how many sockets, at fds 3 and up, the app receives by socket activation.
 	ListenFds int `json:"listenFds,omitempty"`
 	// Foreground makes the app's process group the terminal's foreground group.

@@ -90,8 +90,8 @@ type Run struct {
 type Mode int
 
 const (
-	AsPID1 Mode = iota // tender is PID 1
-	BelowShell         // a shell is PID 1 and tender is its child: tender is a subreaper
+	AsPID1     Mode = iota // tender is PID 1
+	BelowShell             // a shell is PID 1 and tender is its child: tender is a subreaper
 )
 
 // startTender runs tender with args in a new PID namespace, as PID 1 or below a shell.
