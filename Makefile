@@ -1,0 +1,34 @@
+# tender: a tiny PID 1 for containers.
+#   make run    build and run tender over the demo app
+#   make test   every test (the end-to-end ones need root, unshare and runc)
+#   make bench  compare tender with tini, dumb-init and catatonit
+
+GO      ?= go
+BIN     := bin
+LDFLAGS := -s -w -X main.Version=$(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+BUILD   := CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)"
+
+.PHONY: all build run test fuzz bench clean
+
+all: build
+
+build:
+	$(BUILD) -o $(BIN)/tender ./init
+	$(BUILD) -o $(BIN)/demo ./demo
+
+run: build
+	@echo "tender is running the demo app on :8080 (try: curl localhost:8080); Ctrl-C stops it"
+	$(BIN)/tender -- $(BIN)/demo
+
+test:
+	$(GO) vet ./...
+	$(GO) test -count=1 -timeout 12m ./...
+
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzLoad -fuzztime 60s ./config
+
+bench: build
+	$(GO) run ./bench/initbench
+
+clean:
+	rm -rf $(BIN) bench/out
