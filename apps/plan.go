@@ -17,6 +17,7 @@ const StageArg = "__tender_clean_start__"
 // process settings have the names and shapes of an OCI config.json's "process".
 type Plan struct {
 	Args            []string                 `json:"args"`
+	Env             []string                 `json:"env"`
 	OOMScoreAdj     *int                     `json:"oomScoreAdj,omitempty"`
 	User            *specs.User              `json:"user,omitempty"`
 	Capabilities    *specs.LinuxCapabilities `json:"capabilities,omitempty"`
@@ -28,18 +29,11 @@ type Plan struct {
 	Foreground bool `json:"foreground,omitempty"`
 }
 
-// errFd is where the stage finds the pipe that carries its failure back to tender: the
-// first fd after the passed sockets.
-func (p *Plan) errFd() int { return 3 + p.ListenFds }
+func (p *Plan) encode() ([]byte, error) { return json.Marshal(p) }
 
-func (p *Plan) encode() (string, error) {
-	b, err := json.Marshal(p)
-	return string(b), err
-}
-
-func decodePlan(s string) (*Plan, error) {
+func decodePlan(b []byte) (*Plan, error) {
 	var p Plan
-	if err := json.Unmarshal([]byte(s), &p); err != nil {
+	if err := json.Unmarshal(b, &p); err != nil {
 		return nil, fmt.Errorf("bad plan: %w", err)
 	}
 	if len(p.Args) == 0 {

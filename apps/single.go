@@ -29,6 +29,14 @@ type Single struct {
 	Restart config.RestartPolicy
 	Backoff Backoff
 	Log     hclog.Logger
+
+	exits chan reaper.Exit
+	first chan forked // the stage forked early by Fork, sent its plan by Run
+}
+
+type forked struct {
+	stage *Stage
+	err   error
 }
 
 // stopSignals are the signals after which a child that exits is not restarted: the
@@ -39,10 +47,13 @@ var stopSignals = map[syscall.Signal]bool{unix.SIGTERM: true, unix.SIGINT: true,
 // the exit status for tender: the child's, 128+N when signal N killed it, 126 or 127 when it
 // could not be started.
 func (s *Single) Run(signals <-chan os.Signal) int {
-	exits := make(chan reaper.Exit, 1)
+	if s.exits == nil {
+		s.exits = make(chan reaper.Exit, 1)
+	}
+	exits := s.exits
 	stopping := false
 	for {
-		pid, started := s.start(exits)
+		pid, started := s.start()
 		if pid == 0 {
 			return ExitCannotExecute
 		}
@@ -65,10 +76,46 @@ func (s *Single) Run(signals <-chan os.Signal) int {
 	}
 }
 
+// Fork starts the first child's clean-start stage ahead of Run, in the background, so that
+// its start-up overlaps tender's own (the fork itself blocks the calling thread until the
+// stage's exec is done); the stage runs none of the app's code until Run sends its plan.
+func (s *Single) Fork() {
+	s.exits = make(chan reaper.Exit, 1)
+	s.first = make(chan forked, 1)
+	go func() {
+		st, err := s.Spawner.Fork(stdio, s.exits)
+		s.first <- forked{st, err}
+	}()
+}
+
+// Abandon lets go of a stage forked by Fork that will never run the app.
+func (s *Single) Abandon() {
+	if s.first != nil {
+		if f := <-s.first; f.stage != nil {
+			f.stage.Abandon()
+		}
+	}
+}
+
+// stdio: the single child shares tender's standard input, output and error.
+var stdio = [3]int{0, 1, 2}
+
 // start starts the child and reports a stage failure; a pid of 0 means nothing started.
-func (s *Single) start(exits chan reaper.Exit) (int, time.Time) {
+func (s *Single) start() (int, time.Time) {
 	started := time.Now()
-	pid, err := s.Spawner.Start(Spawn{Args: s.Args, Env: s.Env, Stdio: [3]int{0, 1, 2}, Foreground: true}, exits)
+	var st *Stage
+	var err error
+	if s.first != nil {
+		f := <-s.first
+		st, err, s.first = f.stage, f.err, nil
+	} else {
+		st, err = s.Spawner.Fork(stdio, s.exits)
+	}
+	pid := 0
+	if err == nil {
+		pid = st.Pid
+		err = s.Spawner.Exec(st, Spawn{Args: s.Args, Env: s.Env, Stdio: stdio, Foreground: true})
+	}
 	var se *StageError
 	switch {
 	case errors.As(err, &se):

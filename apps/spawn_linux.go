@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -17,8 +18,10 @@ type Spawner struct {
 	Reaper *reaper.Reaper
 	// Self is the program that runs the stage: tender itself.
 	Self string
+	// ListenFds is how many sockets, at fds 3 and up, every app receives (socket activation).
+	ListenFds int
 	// Base is the part of every plan that does not depend on the process: OOM score, user,
-	// capabilities, limits, passed sockets.
+	// capabilities, limits.
 	Base Plan
 }
 
@@ -41,48 +44,110 @@ type Spawn struct {
 	Foreground bool
 }
 
-// Start starts sp in a process group of its own and sends its Exit to exits when it ends.
-// When the stage fails, Start still returns the pid, since a process exists and its Exit
-// will arrive, with a *StageError saying which step failed. Any other error means no process
-// was started.
+// Stage is a clean-start stage that has been forked and waits for its plan.
+type Stage struct {
+	Pid    int
+	planW  int // tender's end of the pipe the plan goes through
+	errR   int // tender's end of the pipe a failure comes back through
+	closed bool
+}
+
+// Start starts sp and sends its Exit to exits when it ends. When the stage fails, Start still
+// returns the pid, since a process exists and its Exit will arrive, with a *StageError
+// saying which step failed. Any other error means no process was started.
 func (s *Spawner) Start(sp Spawn, exits chan<- reaper.Exit) (int, error) {
-	plan := s.Base
-	plan.Args = sp.Args
-	plan.Foreground = sp.Foreground
-	encoded, err := plan.encode()
+	st, err := s.Fork(sp.Stdio, exits)
 	if err != nil {
 		return 0, err
 	}
+	return st.Pid, s.Exec(st, sp)
+}
 
-	var p [2]int
-	if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
-		return 0, fmt.Errorf("error pipe: %w", err)
+// Fork starts a stage with the given stdio in a process group of its own, without letting it
+// go on to an app: the stage waits for its plan, which Exec sends. Forking early lets the
+// stage's own start-up (a Go runtime's) overlap whatever tender still has to do before the app
+// may run. The stage's Exit goes to exits.
+func (s *Spawner) Fork(stdio [3]int, exits chan<- reaper.Exit) (*Stage, error) {
+	var planP, errP [2]int
+	if err := unix.Pipe2(planP[:], unix.O_CLOEXEC); err != nil {
+		return nil, fmt.Errorf("plan pipe: %w", err)
 	}
-	readEnd, writeEnd := p[0], p[1]
-	defer unix.Close(readEnd)
-
-	files := make([]uintptr, 0, plan.errFd()+1)
-	for _, fd := range sp.Stdio {
+	if err := unix.Pipe2(errP[:], unix.O_CLOEXEC); err != nil {
+		unix.Close(planP[0])
+		unix.Close(planP[1])
+		return nil, fmt.Errorf("error pipe: %w", err)
+	}
+	// The stage's fds: stdio, the passed sockets, then the error pipe and the plan pipe.
+	files := make([]uintptr, 0, 5+s.ListenFds)
+	for _, fd := range stdio {
 		files = append(files, uintptr(fd))
 	}
-	for i := range plan.ListenFds {
+	for i := range s.ListenFds {
 		files = append(files, uintptr(3+i))
 	}
-	files = append(files, uintptr(writeEnd))
-	attr := &syscall.ProcAttr{
-		Env:   sp.Env,
-		Files: files,
-		Sys:   &syscall.SysProcAttr{Setpgid: true},
-	}
-	argv := []string{"tender", StageArg, encoded}
+	files = append(files, uintptr(errP[1]), uintptr(planP[0]))
+	// The stage's own environment is tender's; the app's travels in the plan.
+	attr := &syscall.ProcAttr{Files: files, Sys: &syscall.SysProcAttr{Setpgid: true}}
+	argv := []string{"tender", StageArg, strconv.Itoa(s.ListenFds)}
 	pid, err := s.Reaper.Start(func() (int, error) {
 		return syscall.ForkExec(s.Self, argv, attr)
 	}, exits)
-	unix.Close(writeEnd)
+	unix.Close(errP[1])
+	unix.Close(planP[0])
 	if err != nil {
-		return 0, fmt.Errorf("starting the clean-start stage %s: %w", s.Self, err)
+		unix.Close(errP[0])
+		unix.Close(planP[1])
+		return nil, fmt.Errorf("starting the clean-start stage %s: %w", s.Self, err)
 	}
-	return pid, readStageError(readEnd)
+	return &Stage{Pid: pid, planW: planP[1], errR: errP[0]}, nil
+}
+
+// Exec sends the stage the plan for sp and waits until it has exec'd the app (nil) or
+// reported the step that failed (*StageError).
+func (s *Spawner) Exec(st *Stage, sp Spawn) error {
+	defer st.close()
+	plan := s.Base
+	plan.Args, plan.Env, plan.Foreground = sp.Args, sp.Env, sp.Foreground
+	plan.ListenFds = s.ListenFds
+	encoded, err := plan.encode()
+	if err != nil {
+		return err
+	}
+	if err := writeAll(st.planW, encoded); err != nil {
+		// The stage is gone already; its exit status says why.
+		return &StageError{Step: "send plan", Msg: err.Error()}
+	}
+	unix.Close(st.planW)
+	st.planW = -1
+	return readStageError(st.errR)
+}
+
+// Abandon closes the pipes of a stage that will never get a plan: it exits on end-of-file.
+func (st *Stage) Abandon() { st.close() }
+
+func (st *Stage) close() {
+	if st.closed {
+		return
+	}
+	st.closed = true
+	if st.planW >= 0 {
+		unix.Close(st.planW)
+	}
+	unix.Close(st.errR)
+}
+
+func writeAll(fd int, b []byte) error {
+	for len(b) > 0 {
+		n, err := unix.Write(fd, b)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		b = b[n:]
+	}
+	return nil
 }
 
 // readStageError waits for the stage to exec the app (the pipe closes) or to report a failure
@@ -92,15 +157,13 @@ func readStageError(fd int) error {
 	buf := make([]byte, 512)
 	for {
 		n, err := unix.Read(fd, buf)
-		if n > 0 {
-			msg = append(msg, buf[:n]...)
-		}
 		if errors.Is(err, unix.EINTR) {
 			continue
 		}
 		if n <= 0 || err != nil {
 			break
 		}
+		msg = append(msg, buf[:n]...)
 	}
 	if len(msg) == 0 {
 		return nil

@@ -3,9 +3,7 @@ package apps
 import (
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -27,50 +25,78 @@ const (
 )
 
 // RunStage is the clean-start stage: tender re-executed in a hidden mode (argv: self, StageArg,
-// plan) inside the process that is about to become the app. It prepares the process and execs
-// the app, or reports the step that failed on the error pipe and exits without running any of
-// the app's code. It never returns.
+// the number of passed sockets) inside the process that is about to become the app. It reads
+// its plan from a pipe, prepares the process and execs the app, or reports the step that
+// failed on the error pipe and exits without running any of the app's code. It never returns.
+//
+// The fds it starts with: 0-2, the passed sockets from 3 on, then the error pipe, then the
+// plan pipe.
 func RunStage(args []string) {
 	// Capabilities and the signal mask belong to a thread, and execve keeps those of the thread
 	// that calls it: every step below must run on this one thread.
 	runtime.LockOSThread()
 
-	errPipe := -1
+	listenFds := 0
+	if len(args) > 2 {
+		listenFds, _ = strconv.Atoi(args[2])
+	}
+	errPipe, planPipe := 3+listenFds, 4+listenFds
 	fail := func(step string, err error, code int) {
-		if errPipe >= 0 {
-			_, _ = unix.Write(errPipe, []byte(step+"\x00"+err.Error()))
-		} else {
-			fmt.Fprintf(os.Stderr, "tender: cannot start the app: %s: %v\n", step, err)
-		}
+		_, _ = unix.Write(errPipe, []byte(step+"\x00"+err.Error()))
 		os.Exit(code)
 	}
-	if len(args) < 3 {
-		fail("read plan", errors.New("no plan given"), ExitCannotExecute)
-	}
-	plan, err := decodePlan(args[2])
+	// Until the exec succeeds the error pipe stays open, and the exec closes it: tender reads
+	// either a failure or end-of-file.
+	_, _ = unix.FcntlInt(uintptr(errPipe), unix.F_SETFD, unix.FD_CLOEXEC)
+	encoded, err := readPlan(planPipe)
 	if err != nil {
 		fail("read plan", err, ExitCannotExecute)
 	}
-	errPipe = plan.errFd()
-	// Until the exec succeeds the pipe stays open, and the exec closes it: tender reads either
-	// a failure or end-of-file.
-	_, _ = unix.FcntlInt(uintptr(errPipe), unix.F_SETFD, unix.FD_CLOEXEC)
+	plan, err := decodePlan(encoded)
+	if err != nil {
+		fail("read plan", err, ExitCannotExecute)
+	}
 
 	if err := prepare(plan); err != nil {
 		var se *StageError
 		errors.As(err, &se)
 		fail(se.Step, errors.New(se.Msg), ExitCannotExecute)
 	}
-	path, code, err := lookPath(plan.Args[0])
+	path, code, err := lookPath(plan.Args[0], pathOf(plan.Env))
 	if err != nil {
 		fail("find command", err, code)
 	}
-	err = unix.Exec(path, plan.Args, os.Environ())
+	err = unix.Exec(path, plan.Args, plan.Env)
 	code = ExitCannotExecute
 	if errors.Is(err, unix.ENOENT) {
 		code = ExitNotFound
 	}
 	fail("exec "+path, err, code)
+}
+
+// readPlan reads the plan until tender closes the pipe. End-of-file with nothing read means
+// tender went away before the app was meant to start.
+func readPlan(fd int) ([]byte, error) {
+	var plan []byte
+	buf := make([]byte, 4096)
+	for {
+		n, err := unix.Read(fd, buf)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if n == 0 {
+			break
+		}
+		plan = append(plan, buf[:n]...)
+	}
+	unix.Close(fd)
+	if len(plan) == 0 {
+		return nil, errors.New("tender sent no plan")
+	}
+	return plan, nil
 }
 
 // prepare performs the clean start, in an order that matters.
@@ -154,9 +180,7 @@ func prepare(plan *Plan) error {
 	// 9. File descriptors: everything above the stdio and the passed sockets is marked
 	//    close-on-exec, including the error pipe, whose closing tells tender the exec worked.
 	if plan.ListenFds > 0 {
-		if err := step("pass sockets", os.Setenv("LISTEN_PID", strconv.Itoa(os.Getpid()))); err != nil {
-			return err
-		}
+		plan.Env = setEnv(plan.Env, "LISTEN_PID", strconv.Itoa(os.Getpid()))
 	}
 	return step("close file descriptors", capabilities.CloseOnExecFrom(3+plan.ListenFds))
 }
@@ -319,23 +343,51 @@ func resetSignals() error {
 	return unix.PthreadSigmask(unix.SIG_SETMASK, &empty, nil)
 }
 
-// lookPath finds the command as a shell would, telling "not found" (127) from "found but not
-// executable" (126).
-func lookPath(name string) (string, int, error) {
+// lookPath finds the command in the app's PATH as a shell would, telling "not found" (127) from
+// "found but not executable" (126).
+func lookPath(name, path string) (string, int, error) {
 	if strings.Contains(name, "/") {
 		return name, 0, nil
 	}
-	path, err := exec.LookPath(name)
-	if err == nil || errors.Is(err, exec.ErrDot) {
-		return path, 0, nil
-	}
-	for _, dir := range filepath.SplitList(os.Getenv("PATH")) {
+	denied := ""
+	for _, dir := range filepath.SplitList(path) {
 		if dir == "" {
 			dir = "."
 		}
-		if fi, err := os.Stat(filepath.Join(dir, name)); err == nil && fi.Mode().Type() != fs.ModeDir {
-			return "", ExitCannotExecute, fmt.Errorf("%s: permission denied", filepath.Join(dir, name))
+		file := filepath.Join(dir, name)
+		fi, err := os.Stat(file)
+		if err != nil || fi.IsDir() {
+			continue
+		}
+		if unix.Access(file, unix.X_OK) == nil {
+			return file, 0, nil
+		}
+		if denied == "" {
+			denied = file
 		}
 	}
-	return "", ExitNotFound, fmt.Errorf("%s: not found in PATH=%s", name, os.Getenv("PATH"))
+	if denied != "" {
+		return "", ExitCannotExecute, fmt.Errorf("%s: permission denied", denied)
+	}
+	return "", ExitNotFound, fmt.Errorf("%s: not found in PATH=%s", name, path)
+}
+
+// pathOf is PATH in env, or the default of execvp when there is none.
+func pathOf(env []string) string {
+	for i := len(env) - 1; i >= 0; i-- {
+		if v, ok := strings.CutPrefix(env[i], "PATH="); ok {
+			return v
+		}
+	}
+	return "/usr/local/bin:/usr/local/sbin:/usr/bin:/usr/sbin:/bin:/sbin"
+}
+
+func setEnv(env []string, key, value string) []string {
+	out := make([]string, 0, len(env)+1)
+	for _, kv := range env {
+		if !strings.HasPrefix(kv, key+"=") {
+			out = append(out, kv)
+		}
+	}
+	return append(out, key+"="+value)
 }

@@ -271,8 +271,19 @@ func TestSubreaperAdoptsOrphans(t *testing.T) {
 	waitFile(t, pidFile, 10*time.Second)
 	tender := r.TenderPid()
 	orphan := findBelow(t, r.cmd.Process.Pid, "ignore-term")
-	if orphan.PPid != tender {
-		t.Errorf("the orphan's parent is %d, want tender %d", orphan.PPid, tender)
+	// Its parent (leave) exits just after the pid file appears; then it is an orphan, and its
+	// new parent must be tender, not the shell that is PID 1.
+	var parent int
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		p, _ := readProc(orphan.Pid)
+		if parent = p.PPid; parent == tender {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if parent != tender {
+		t.Errorf("the orphan's parent is %d, want tender %d", parent, tender)
 	}
 	// Running below another init is normal (docker run --init): no warning about it.
 	if strings.Contains(r.Stderr.String(), "WARN") {

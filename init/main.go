@@ -2,9 +2,9 @@
 // the exit status on and ends every process left, and it can run the app as a supervised
 // pool of workers behind one balanced front socket.
 //
-// main reads as the life of a container: read the configuration, make tender's own process
-// safe (fds, OOM score, subreaper, signals), start the app, wait for it, end what is left and
-// exit with the app's status.
+// main reads as the life of a container: read the configuration, start the app's process,
+// make tender's own process safe (signals, subreaper, fds, OOM score), let the app run, wait
+// for it, end what is left and exit with the app's status.
 package main
 
 import (
@@ -44,18 +44,27 @@ func main() {
 // run is tender's life as PID 1 (or as a subreaper below some other PID 1).
 func run(cfg *config.Config) int {
 	log := newLogger(cfg)
-	for _, w := range cfg.Warnings {
-		log.Warn(w)
-	}
 
-	// 1. Nothing tender inherited reaches the apps, except sockets passed to it on purpose.
-	listenFds := keepOnlyPassedSockets(log)
-
-	// 2. Remember the OOM score tender started with: the apps get it back.
-	origOOM, oomErr := capabilities.OOMScoreAdjOf(0)
-
-	// 3. Become the reaper of every orphan, and take over every signal.
+	// 1. The app's process first, as a clean-start stage that waits for its plan: the stage's
+	//    own start-up overlaps tender's below, and no code of the app runs before step 5.
 	r := reaper.New(log)
+	spawner, err := newSpawner(r)
+	if err != nil {
+		log.Error(err.Error())
+		return 2
+	}
+	single := &apps.Single{
+		Spawner: spawner,
+		Forward: reaper.Forwarder{ToGroup: cfg.SignalTarget == config.TargetGroup, Rewrite: cfg.SignalRewrite, Log: log},
+		Args:    cfg.Command,
+		Restart: restartPolicy(cfg),
+		Backoff: backoff(cfg),
+		Log:     log,
+	}
+	single.Fork()
+
+	// 2. Take over every signal, and become the reaper of every orphan.
+	signals := reaper.CatchSignals()
 	if os.Getpid() != 1 {
 		if err := reaper.BecomeSubreaper(); err != nil {
 			log.Warn("cannot register as child subreaper: orphans will not be reaped by tender", "error", err)
@@ -63,30 +72,30 @@ func run(cfg *config.Config) int {
 			log.Debug("not PID 1: registered as child subreaper")
 		}
 	}
-	signals := reaper.CatchSignals()
+	for _, w := range cfg.Warnings {
+		log.Warn(w)
+	}
 
-	spawner, env, err := newSpawner(cfg, r, listenFds, origOOM, oomErr, log)
+	// 3. Nothing tender inherited reaches the apps, except sockets passed to it on purpose.
+	hideInheritedFds(spawner.ListenFds, log)
+
+	// 4. The plan every app process follows: the OOM score tender started with (the apps get
+	//    it back, or TENDER_APP_OOM_SCORE_ADJ), the user, capabilities and limits.
+	origOOM, oomErr := capabilities.OOMScoreAdjOf(0)
+	env, err := planApps(cfg, spawner, origOOM, oomErr, log)
 	if err != nil {
 		log.Error(err.Error())
+		single.Abandon()
 		return 2
 	}
+	single.Env = env
 
-	// 4. Start the app and stay with it until it is done.
-	single := &apps.Single{
-		Spawner: spawner,
-		Forward: reaper.Forwarder{ToGroup: cfg.SignalTarget == config.TargetGroup, Rewrite: cfg.SignalRewrite, Log: log},
-		Args:    cfg.Command,
-		Env:     env,
-		Restart: restartPolicy(cfg),
-		Backoff: backoff(cfg),
-		Log:     log,
-	}
-	// tender protects itself only once the app's stage is on its way: the app's score does not
-	// depend on it, and the app starts sooner.
+	// 5. Let the app run, and stay with it until it is done. tender protects itself from the
+	//    OOM killer meanwhile: the apps' score does not depend on its own.
 	go protectFromOOM(cfg, origOOM, oomErr, spawner.Base.OOMScoreAdj, log)
 	code := single.Run(signals)
 
-	// 5. End every process left, then pass the status on.
+	// 6. End every process left, then pass the status on.
 	r.EndAll(cfg.KillGrace)
 	return cfg.RemapExit(code)
 }
@@ -104,18 +113,16 @@ func newLogger(cfg *config.Config) hclog.Logger {
 	})
 }
 
-// keepOnlyPassedSockets marks every inherited fd close-on-exec except the sockets passed by
-// socket activation (LISTEN_FDS, meant for us when LISTEN_PID is our pid), which the apps
-// receive at the same numbers. It returns how many there are.
-func keepOnlyPassedSockets(log hclog.Logger) int {
-	n := capabilities.SocketActivation()
+// hideInheritedFds marks every inherited fd close-on-exec except the sockets passed by socket
+// activation, which the apps receive at the same numbers. The stage marks them again in every
+// app process; doing it here too keeps them from anything else tender might run.
+func hideInheritedFds(listenFds int, log hclog.Logger) {
 	if log.IsDebug() {
-		if inherited := capabilities.InheritedFds(); len(inherited) > n {
-			log.Debug("hiding inherited file descriptors from the apps", "fds", inherited[n:])
+		if inherited := capabilities.InheritedFds(); len(inherited) > listenFds {
+			log.Debug("hiding inherited file descriptors from the apps", "fds", inherited[listenFds:])
 		}
 	}
-	if err := capabilities.CloseOnExecFrom(3 + n); err != nil {
-		log.Warn("cannot mark inherited file descriptors close-on-exec: apps may see them", "error", err)
+	if err := capabilities.CloseOnExecFrom(3 + listenFds); err != nil {
+		log.Warn("cannot mark inherited file descriptors close-on-exec", "error", err)
 	}
-	return n
 }

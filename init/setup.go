@@ -13,14 +13,21 @@ import (
 	"github.com/tenderinit/tender/reaper"
 )
 
-// newSpawner turns the app settings into the plan that every app process's clean start
-// follows, and the environment the apps get.
-func newSpawner(cfg *config.Config, r *reaper.Reaper, listenFds, origOOM int, oomErr error, log hclog.Logger) (*apps.Spawner, []string, error) {
+// newSpawner makes the spawner of app processes: tender re-executing itself for the clean
+// start, passing on the sockets of socket activation.
+func newSpawner(r *reaper.Reaper) (*apps.Spawner, error) {
 	self, err := apps.SelfPath()
 	if err != nil {
-		return nil, nil, fmt.Errorf("cannot find tender's own binary to start apps cleanly: %w", err)
+		return nil, fmt.Errorf("cannot find tender's own binary to start apps cleanly: %w", err)
 	}
-	plan := apps.Plan{ListenFds: listenFds, NoNewPrivileges: cfg.AppNoNewPrivs}
+	return &apps.Spawner{Reaper: r, Self: self, ListenFds: capabilities.SocketActivation()}, nil
+}
+
+// planApps turns the app settings into the plan that every app process's clean start follows,
+// and returns the environment the apps get.
+func planApps(cfg *config.Config, spawner *apps.Spawner, origOOM int, oomErr error, log hclog.Logger) ([]string, error) {
+	plan := &spawner.Base
+	plan.NoNewPrivileges = cfg.AppNoNewPrivs
 	switch {
 	case cfg.AppOOMScoreAdj != nil:
 		score := cfg.AppOOMScoreAdj.Resolve(origOOM)
@@ -37,7 +44,7 @@ func newSpawner(cfg *config.Config, r *reaper.Reaper, listenFds, origOOM int, oo
 	if cfg.AppUser != "" {
 		u, err := apps.LookupUser(cfg.AppUser)
 		if err != nil {
-			return nil, nil, fmt.Errorf("invalid TENDER_APP_USER=%q: %v", cfg.AppUser, err)
+			return nil, fmt.Errorf("invalid TENDER_APP_USER=%q: %v", cfg.AppUser, err)
 		}
 		plan.User = &u.User
 		env = u.Env(env)
@@ -51,7 +58,7 @@ func newSpawner(cfg *config.Config, r *reaper.Reaper, listenFds, origOOM int, oo
 	if cfg.AppNofile != nil {
 		plan.Rlimits = []specs.POSIXRlimit{{Type: "RLIMIT_NOFILE", Soft: cfg.AppNofile.Soft, Hard: cfg.AppNofile.Hard}}
 	}
-	return &apps.Spawner{Reaper: r, Self: self, Base: plan}, env, nil
+	return env, nil
 }
 
 // protectFromOOM asks for tender's own oom_score_adj and says in one line what it asked,
