@@ -1,0 +1,293 @@
+// Command initbench compares tender with tini, dumb-init and catatonit on this machine, in one
+// run, and prints a Markdown table (also written to bench/out/init.md):
+//
+//   - start-up: `X -- /bin/true`, median wall time over many runs (hyperfine);
+//   - idle RSS of the init with one sleeping child;
+//   - size of the binary;
+//   - time to reap 10,000 orphans made by a test program, with the init as PID 1, and the
+//     zombies left.
+//
+// It installs the peers (and hyperfine) from Debian when they are missing and it runs as root.
+// Run it with `make bench`.
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+type initProg struct {
+	name   string
+	argv   []string // the init and its arguments up to the child's command
+	binary string   // the file whose size is reported
+}
+
+var (
+	runs    = flag.Int("runs", 300, "hyperfine runs per start-up measurement")
+	orphans = flag.Int("orphans", 10000, "orphans to reap")
+	outDir  = flag.String("out", "bench/out", "where the table and raw results go")
+)
+
+func main() {
+	flag.Parse()
+	ensure(map[string]string{"tini": "tini", "dumb-init": "dumb-init", "catatonit": "catatonit", "hyperfine": "hyperfine"})
+	must(os.MkdirAll(*outDir, 0o755))
+	testapp := filepath.Join(*outDir, "testapp")
+	build(testapp, "./internal/testapp")
+	tender, _ := filepath.Abs("bin/tender")
+	build(tender, "./init")
+
+	tiniStatic := "/usr/bin/tini-static"
+	if _, err := os.Stat(tiniStatic); err != nil {
+		tiniStatic = lookPath("tini")
+	}
+	inits := []initProg{
+		{"tender", []string{tender, "--"}, tender},
+		{"tini", []string{lookPath("tini"), "-s", "--"}, tiniStatic},
+		{"dumb-init", []string{lookPath("dumb-init")}, lookPath("dumb-init")},
+		{"catatonit", []string{lookPath("catatonit"), "--"}, lookPath("catatonit")},
+	}
+
+	var table bytes.Buffer
+	fmt.Fprintf(&table, "| init | `X -- /bin/true` (median) | idle RSS, one sleeping child | binary | reap %d orphans (as PID 1) | zombies left |\n", *orphans)
+	fmt.Fprintf(&table, "|---|---|---|---|---|---|\n")
+	results := map[string]map[string]float64{}
+	for _, in := range inits {
+		start := startup(in)
+		rss := idleRSS(in, testapp)
+		size := fileSize(in.binary)
+		reap, zombies := reapOrphans(in, testapp)
+		results[in.name] = map[string]float64{"startup_ms": start, "rss_kib": float64(rss), "size_bytes": float64(size), "reap_ms": reap, "zombies": float64(zombies)}
+		fmt.Fprintf(&table, "| %s | %.2f ms | %.1f MiB | %.2f MiB%s | %.0f ms | %d |\n",
+			in.name, start, float64(rss)/1024, float64(size)/(1<<20), linkage(in.binary), reap, zombies)
+	}
+	t, tini := results["tender"], results["tini"]
+	fmt.Fprintf(&table, "\ntender vs tini: start-up %+.2f ms (tender's includes the clean-start stage, a second Go process), reaping %+.0f ms.\n",
+		t["startup_ms"]-tini["startup_ms"], t["reap_ms"]-tini["reap_ms"])
+	fmt.Fprintf(&table, "\nMachine: %s, %d CPUs; %s; `make bench` on %s.\n", uname(), cpus(), goVersion(), time.Now().UTC().Format("2006-01-02"))
+
+	os.Stdout.Write(table.Bytes())
+	must(os.WriteFile(filepath.Join(*outDir, "init.md"), table.Bytes(), 0o644))
+	raw, _ := json.MarshalIndent(results, "", "  ")
+	must(os.WriteFile(filepath.Join(*outDir, "init.json"), raw, 0o644))
+}
+
+// startup is the median wall time of `X -- /bin/true`, in ms.
+func startup(in initProg) float64 {
+	out := filepath.Join(*outDir, "hyperfine-"+in.name+".json")
+	cmd := strings.Join(append(append([]string{}, in.argv...), "/bin/true"), " ")
+	run("hyperfine", "-N", "--warmup", "30", "--runs", strconv.Itoa(*runs), "--export-json", out, "--style", "none", cmd)
+	var res struct {
+		Results []struct {
+			Median float64 `json:"median"`
+		} `json:"results"`
+	}
+	b, err := os.ReadFile(out)
+	must(err)
+	must(json.Unmarshal(b, &res))
+	return res.Results[0].Median * 1000
+}
+
+// idleRSS is the init's resident set, in KiB, once it has settled with one sleeping child.
+func idleRSS(in initProg, testapp string) int {
+	cmd := exec.Command(in.argv[0], append(in.argv[1:], testapp, "sleep", "30")...)
+	must(cmd.Start())
+	defer func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		cmd.Wait()
+	}()
+	time.Sleep(time.Second)
+	return statusKiB(cmd.Process.Pid, "VmRSS")
+}
+
+// reapOrphans runs the init as PID 1 of a new PID namespace over a program that makes the
+// orphans; it returns how long the whole run took, and the zombies left when the program
+// said it was done (after waiting for the reaper to catch up for up to 5s).
+func reapOrphans(in initProg, testapp string) (ms float64, zombies int) {
+	done := filepath.Join(*outDir, "orphans-"+in.name+".done")
+	os.Remove(done)
+	argv := append([]string{"--pid", "--fork", "--mount-proc"}, in.argv...)
+	argv = append(argv, testapp, "orphans", strconv.Itoa(*orphans), done)
+	cmd := exec.Command("unshare", argv...)
+	start := time.Now()
+	must(cmd.Start())
+	for {
+		if _, err := os.Stat(done); err == nil {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	// Count the zombies in the namespace until none is left, or 5s.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		zombies = countZombiesBelow(cmd.Process.Pid)
+		if zombies == 0 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	ms = float64(time.Since(start).Microseconds()) / 1000
+	cmd.Process.Signal(syscall.SIGTERM) // unshare passes it on to the init
+	syscall.Kill(childOf(cmd.Process.Pid), syscall.SIGTERM)
+	cmd.Wait()
+	return ms, zombies
+}
+
+func countZombiesBelow(root int) int {
+	parents := map[int]int{}
+	states := map[int]byte{}
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		i := bytes.LastIndexByte(b, ')')
+		f := strings.Fields(string(b[i+1:]))
+		ppid, _ := strconv.Atoi(f[1])
+		parents[pid], states[pid] = ppid, f[0][0]
+	}
+	n := 0
+	for pid, st := range states {
+		if st != 'Z' {
+			continue
+		}
+		for p := parents[pid]; p > 1; p = parents[p] {
+			if p == root {
+				n++
+				break
+			}
+		}
+	}
+	return n
+}
+
+func childOf(pid int) int {
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		i := bytes.LastIndexByte(b, ')')
+		f := strings.Fields(string(b[i+1:]))
+		if ppid, _ := strconv.Atoi(f[1]); ppid == pid {
+			c, _ := strconv.Atoi(e.Name())
+			return c
+		}
+	}
+	return 0
+}
+
+func statusKiB(pid int, field string) int {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	must(err)
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
+			n, _ := strconv.Atoi(strings.Fields(v)[0])
+			return n
+		}
+	}
+	return 0
+}
+
+func fileSize(path string) int64 {
+	fi, err := os.Stat(path)
+	must(err)
+	return fi.Size()
+}
+
+func linkage(path string) string {
+	out, _ := exec.Command("file", "-L", path).Output()
+	switch {
+	case bytes.Contains(out, []byte("statically linked")) || bytes.Contains(out, []byte("static-pie")):
+		return " (static)"
+	case bytes.Contains(out, []byte("dynamically linked")):
+		return " (dynamic)"
+	}
+	return ""
+}
+
+// ensure installs the Debian packages of the commands that are missing.
+func ensure(cmds map[string]string) {
+	var pkgs []string
+	for cmd, pkg := range cmds {
+		if _, err := exec.LookPath(cmd); err != nil {
+			pkgs = append(pkgs, pkg)
+		}
+	}
+	if _, err := exec.LookPath("file"); err != nil {
+		pkgs = append(pkgs, "file")
+	}
+	if len(pkgs) == 0 {
+		return
+	}
+	sort.Strings(pkgs)
+	fmt.Fprintln(os.Stderr, "installing", pkgs)
+	run("apt-get", "update", "-qq")
+	run("apt-get", append([]string{"install", "-y", "-qq"}, pkgs...)...)
+}
+
+func build(out, pkg string) {
+	cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", out, pkg)
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	cmd.Stderr = os.Stderr
+	must(cmd.Run())
+}
+
+func run(name string, args ...string) {
+	cmd := exec.Command(name, args...)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
+	must(cmd.Run())
+}
+
+func lookPath(name string) string {
+	p, err := exec.LookPath(name)
+	must(err)
+	return p
+}
+
+func uname() string {
+	var u syscall.Utsname
+	syscall.Uname(&u)
+	b := make([]byte, 0, len(u.Release))
+	for _, c := range u.Release {
+		if c == 0 {
+			break
+		}
+		b = append(b, byte(c))
+	}
+	return "Linux " + string(b)
+}
+
+func cpus() int {
+	b, _ := os.ReadFile("/proc/cpuinfo")
+	return bytes.Count(b, []byte("\nprocessor")) + 1
+}
+
+func goVersion() string {
+	out, _ := exec.Command("go", "env", "GOVERSION").Output()
+	return strings.TrimSpace(string(out))
+}
+
+func must(err error) {
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "initbench:", err)
+		os.Exit(1)
+	}
+}
