@@ -9,6 +9,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"golang.org/x/sys/unix"
 
+	"github.com/tenderinit/tender/capabilities"
 	"github.com/tenderinit/tender/config"
 	"github.com/tenderinit/tender/reaper"
 )
@@ -29,6 +30,8 @@ type Single struct {
 	Restart config.RestartPolicy
 	Backoff Backoff
 	Log     hclog.Logger
+	// OOM, when set, tells an exit by SIGKILL from the OOM killer's.
+	OOM *capabilities.OOMWatch
 
 	exits chan reaper.Exit
 	first chan forked // the stage forked early by Fork, sent its plan by Run
@@ -60,7 +63,11 @@ func (s *Single) Run(signals <-chan os.Signal) int {
 		exit := s.wait(pid, signals, exits, &stopping)
 		code := exit.Code()
 		uptime := time.Since(started)
-		s.Log.Debug("child exited", "pid", pid, "status", exit.String(), "uptime", uptime.Round(time.Millisecond))
+		if exit.Status.Signaled() && exit.Status.Signal() == unix.SIGKILL && s.OOM.Struck() {
+			s.Log.Warn("the app was killed by the OOM killer", "pid", pid, "uptime", uptime.Round(time.Millisecond))
+		} else {
+			s.Log.Debug("child exited", "pid", pid, "status", exit.String(), "uptime", uptime.Round(time.Millisecond))
+		}
 		if stopping || !restartWanted(s.Restart, code) {
 			return code
 		}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -97,6 +98,13 @@ const (
 // startTender runs tender with args in a new PID namespace, as PID 1 or below a shell.
 func startTender(t *testing.T, mode Mode, env []string, args ...string) *Run {
 	t.Helper()
+	return startTenderFrom(t, "", mode, env, args...)
+}
+
+// startTenderFrom is startTender from a parent prepared by the bash code setup (an OOM
+// score, open fds, ...), which then execs unshare.
+func startTenderFrom(t *testing.T, setup string, mode Mode, env []string, args ...string) *Run {
+	t.Helper()
 	needRoot(t)
 	argv := []string{"--pid", "--fork", "--mount-proc", "--kill-child"}
 	depth := 1
@@ -107,7 +115,22 @@ func startTender(t *testing.T, mode Mode, env []string, args ...string) *Run {
 	}
 	argv = append(argv, bin.tender)
 	argv = append(argv, args...)
-	return startCmd(t, exec.Command("unshare", argv...), env, depth)
+	if setup == "" {
+		return startCmd(t, exec.Command("unshare", argv...), env, depth)
+	}
+	wrapped := append([]string{"-c", setup + "\nexec \"$@\"", "bash", "unshare"}, argv...)
+	return startCmd(t, exec.Command("bash", wrapped...), env, depth)
+}
+
+// oomScore reads the oom_score_adj of a process.
+func oomScore(t *testing.T, pid int) int {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/oom_score_adj", pid))
+	if err != nil {
+		t.Fatalf("reading the OOM score of %d: %v", pid, err)
+	}
+	n, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	return n
 }
 
 func startCmd(t *testing.T, cmd *exec.Cmd, env []string, depth int) *Run {
@@ -354,3 +377,5 @@ func openFds(t *testing.T, pid int) []int {
 	}
 	return fds
 }
+
+func regexpMatch(pattern, s string) bool { return regexp.MustCompile(pattern).MatchString(s) }

@@ -10,6 +10,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"runtime/debug"
 
 	"github.com/hashicorp/go-hclog"
 
@@ -36,6 +37,8 @@ func main() {
 		printHelp(os.Stdout)
 	case config.CmdVersion:
 		fmt.Println("tender", version())
+	case config.CmdProbe:
+		os.Exit(probe(cfg, os.Stdout))
 	default:
 		os.Exit(run(cfg))
 	}
@@ -43,6 +46,7 @@ func main() {
 
 // run is tender's life as PID 1 (or as a subreaper below some other PID 1).
 func run(cfg *config.Config) int {
+	keepHeapSmall()
 	log := newLogger(cfg)
 
 	// 1. The app's process first, as a clean-start stage that waits for its plan: the stage's
@@ -89,6 +93,7 @@ func run(cfg *config.Config) int {
 		return 2
 	}
 	single.Env = env
+	single.OOM = capabilities.WatchOOMKills()
 
 	// 5. Let the app run, and stay with it until it is done. tender protects itself from the
 	//    OOM killer meanwhile: the apps' score does not depend on its own.
@@ -98,6 +103,16 @@ func run(cfg *config.Config) int {
 	// 6. End every process left, then pass the status on.
 	r.EndAll(cfg.KillGrace)
 	return cfg.RemapExit(code)
+}
+
+// keepHeapSmall collects garbage at a quarter of the live heap rather than at all of it (and
+// so from 1 MB rather than 4 MB on): tender's live heap is tiny, its garbage comes from
+// restarts and logs, and the memory it holds is taken from the container's apps. GOGC, when
+// set, still wins.
+func keepHeapSmall() {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(25)
+	}
 }
 
 func newLogger(cfg *config.Config) hclog.Logger {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -30,6 +31,7 @@ var commands = map[string]func(args []string){
 	"pgroup":        cmdPgroup,
 	"alloc":         cmdAlloc,
 	"spam-children": cmdSpamChildren,
+	"sigwrap":       cmdSigwrap,
 }
 
 func main() {
@@ -282,4 +284,35 @@ func cmdSpamChildren(args []string) {
 	for i := 0; i < n; i++ {
 		must(exec.Command(self, "exit", "0").Run())
 	}
+}
+
+// sigwrap BLOCK IGNORE COMMAND [ARG...]: exec COMMAND with the signals of BLOCK blocked and
+// those of IGNORE ignored (comma-separated numbers, or - for none), as tini's sigconf test
+// does, to show that tender does not pass such a state on to its apps.
+func cmdSigwrap(args []string) {
+	runtime.LockOSThread() // the mask belongs to the thread that calls execve
+	var block unix.Sigset_t
+	for _, s := range sigList(args[0]) {
+		block.Val[(s-1)/64] |= 1 << ((s - 1) % 64)
+	}
+	for _, s := range sigList(args[1]) {
+		var ign [4]uintptr // struct sigaction with sa_handler = SIG_IGN
+		ign[0] = 1
+		unix.RawSyscall6(unix.SYS_RT_SIGACTION, uintptr(s), uintptr(unsafe.Pointer(&ign)), 0, 8, 0, 0)
+	}
+	must(unix.PthreadSigmask(unix.SIG_BLOCK, &block, nil))
+	path, err := exec.LookPath(args[2])
+	must(err)
+	must(unix.Exec(path, args[2:], os.Environ()))
+}
+
+func sigList(s string) []int {
+	var out []int
+	if s == "-" {
+		return out
+	}
+	for _, f := range strings.Split(s, ",") {
+		out = append(out, atoi(f))
+	}
+	return out
 }

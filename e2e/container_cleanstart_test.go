@@ -1,0 +1,151 @@
+package e2e
+
+import (
+	"encoding/json"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// appInfo is what `testapp info` reports about itself.
+type appInfo struct {
+	Pid         int               `json:"pid"`
+	Fds         []int             `json:"fds"`
+	Status      map[string]string `json:"status"`
+	OOMScoreAdj int               `json:"oom_score_adj"`
+	Env         []string          `json:"env"`
+}
+
+func readInfo(t *testing.T, path string) appInfo {
+	t.Helper()
+	var info appInfo
+	must(t, json.Unmarshal([]byte(waitFile(t, path, 20*time.Second)), &info))
+	return info
+}
+
+func TestContainerOOMScores(t *testing.T) {
+	t.Parallel()
+	score := 500
+	b := newBundle(t, dockerDefaultCaps, []string{"TENDER_OOM_SCORE_ADJ=100"}, "--", "/testapp", "info", "/out/info")
+	b.Spec.Process.OOMScoreAdj = &score
+	r := b.run(t)
+	info := readInfo(t, filepath.Join(b.Out, "info"))
+	tender := r.TenderPid()
+	eventually(t, 5*time.Second, "tender at 100", func() bool { return oomScore(t, tender) == 100 })
+	if info.OOMScoreAdj != 500 {
+		t.Errorf("the app's oom_score_adj is %d, want the container's 500", info.OOMScoreAdj)
+	}
+	if fmt := info.Fds; len(fmt) != 3 {
+		t.Errorf("the app has fds %v, want 0, 1 and 2", info.Fds)
+	}
+	if info.Status["SigBlk"] != "0000000000000000" || info.Status["SigIgn"] != "0000000000000000" {
+		t.Errorf("the app's SigBlk %s SigIgn %s, want both empty", info.Status["SigBlk"], info.Status["SigIgn"])
+	}
+	r.Signal(syscall.SIGTERM)
+	r.Wait(20 * time.Second)
+}
+
+func TestContainerAppUser(t *testing.T) {
+	t.Parallel()
+	b := newBundle(t, dockerDefaultCaps, []string{"TENDER_APP_USER=app"}, "--", "/testapp", "info", "/out/info")
+	r := b.run(t)
+	info := readInfo(t, filepath.Join(b.Out, "info"))
+	for k, want := range map[string]string{
+		"Uid": "1000\t1000\t1000\t1000", "Gid": "1000\t1000\t1000\t1000", "Groups": "50", "CapEff": capMask(),
+	} {
+		if info.Status[k] != want {
+			t.Errorf("the app's %s is %q, want %q", k, info.Status[k], want)
+		}
+	}
+	for _, kv := range []string{"HOME=/home/app", "USER=app", "LOGNAME=app"} {
+		if !slices.Contains(info.Env, kv) {
+			t.Errorf("the app's environment lacks %s: %v", kv, info.Env)
+		}
+	}
+	// tender itself stays root with the container's capabilities.
+	if st := procStatus(t, r.TenderPid()); !strings.HasPrefix(st["Uid"], "0\t") {
+		t.Errorf("tender's Uid is %q, want root", st["Uid"])
+	}
+	r.Signal(syscall.SIGTERM)
+	r.Wait(20 * time.Second)
+}
+
+// tender as a non-root USER with no capabilities at all still reaps, forwards, starts apps and
+// passes the status on, and `tender probe` says what it cannot do.
+func TestContainerNonRootTender(t *testing.T) {
+	asUser := func(b *Bundle) *Bundle {
+		b.Spec.Process.User = specs.User{UID: 1000, GID: 1000}
+		b.Spec.Process.Capabilities = &specs.LinuxCapabilities{}
+		return b
+	}
+	t.Run("signals and orphans", func(t *testing.T) {
+		t.Parallel()
+		b := asUser(newBundle(t, nil, nil, "--", "/testapp", "signals", "/out/signals"))
+		r := b.run(t)
+		report := filepath.Join(b.Out, "signals")
+		waitReady(t, report)
+		r.Signal(syscall.SIGUSR2)
+		waitSignals(t, report, []int{int(syscall.SIGUSR2)})
+		if st := procStatus(t, r.TenderPid()); st["CapEff"] != capMask() || !strings.HasPrefix(st["Uid"], "1000\t") {
+			t.Errorf("tender runs with Uid %q CapEff %s, want 1000 and none", st["Uid"], st["CapEff"])
+		}
+		r.Signal(syscall.SIGTERM)
+		if code := r.Wait(20 * time.Second); code != 0 {
+			t.Errorf("exit status %d, want 0", code)
+		}
+	})
+	t.Run("orphans", func(t *testing.T) {
+		t.Parallel()
+		b := asUser(newBundle(t, nil, nil, "--", "/testapp", "orphans", "50", "/out/done"))
+		r := b.run(t)
+		waitFile(t, filepath.Join(b.Out, "done"), 20*time.Second)
+		tender := r.TenderPid()
+		eventually(t, 5*time.Second, "only the app below tender", func() bool { return len(descendants(tender)) == 1 })
+		r.Signal(syscall.SIGTERM)
+		r.Wait(20 * time.Second)
+	})
+	t.Run("exit status", func(t *testing.T) {
+		t.Parallel()
+		r := asUser(newBundle(t, nil, nil, "--", "/testapp", "exit", "9")).run(t)
+		if code := r.Wait(20 * time.Second); code != 9 {
+			t.Errorf("exit status %d, want 9", code)
+		}
+	})
+	t.Run("probe", func(t *testing.T) {
+		t.Parallel()
+		r := asUser(newBundle(t, nil, nil, "probe")).run(t)
+		if code := r.Wait(20 * time.Second); code != 0 {
+			t.Fatalf("probe exit status %d\n%s", code, r.Stderr)
+		}
+		out := r.Stdout.String()
+		for _, want := range []string{"PID 1          yes", "capabilities   none", "cannot lower oom_score_adj below", "uid 1000, gid 1000", "TENDER_APP_USER would need CAP_SETUID"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("probe does not say %q:\n%s", want, out)
+			}
+		}
+	})
+}
+
+// A real OOM kill: in a container with a small memory limit, an app that allocates without
+// bound is the process the kernel kills; tender survives and says so. Raising the apps' score
+// (TENDER_APP_OOM_SCORE_ADJ=+500) makes the kernel's choice certain where tender cannot lower
+// its own.
+func TestContainerOOMKill(t *testing.T) {
+	t.Parallel()
+	limit := int64(64 << 20)
+	b := newBundle(t, dockerDefaultCaps, []string{"TENDER_APP_OOM_SCORE_ADJ=+500"}, "--", "/testapp", "alloc", "4")
+	b.Spec.Linux.Resources = &specs.LinuxResources{Memory: &specs.LinuxMemory{Limit: &limit, Swap: &limit}}
+	r := b.run(t)
+	code := r.Wait(60 * time.Second)
+	if code != 128+int(syscall.SIGKILL) {
+		t.Errorf("exit status %d, want 137 (the app killed by SIGKILL)", code)
+	}
+	if !strings.Contains(r.Stderr.String(), "the app was killed by the OOM killer") {
+		t.Errorf("tender did not report the OOM kill (or did not survive it):\n%s", r.Stderr)
+	}
+}
