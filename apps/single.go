@@ -3,6 +3,7 @@ package apps
 import (
 	"errors"
 	"os"
+	"sync"
 	"syscall"
 	"time"
 
@@ -27,7 +28,7 @@ type Single struct {
 	Forward reaper.Forwarder
 	Args    []string
 	Env     []string
-	Restart config.RestartPolicy
+	Policy  config.RestartPolicy
 	Backoff Backoff
 	Log     hclog.Logger
 	// OOM, when set, tells an exit by SIGKILL from the OOM killer's.
@@ -35,6 +36,41 @@ type Single struct {
 
 	exits chan reaper.Exit
 	first chan forked // the stage forked early by Fork, sent its plan by Run
+
+	mu    sync.Mutex // guards state, for Status
+	state WorkerStatus
+	began time.Time
+}
+
+// Status is the one-line worker table of single mode.
+func (s *Single) Status() Status {
+	s.mu.Lock()
+	row := s.state
+	if row.Pid != 0 {
+		row.UptimeSeconds = time.Since(s.began).Seconds()
+	}
+	s.mu.Unlock()
+	st := Status{Workers: []WorkerStatus{row}}
+	st.fillFromProc()
+	return st
+}
+
+// errNotPool answers the requests that only a pool can carry out.
+var errNotPool = errors.New("tender runs a single child: restart and scale need pool mode (TENDER_WORKERS > 1 or TENDER_LISTEN)")
+
+// Restart is refused in single mode.
+func (s *Single) Restart() error { return errNotPool }
+
+// Scale is refused in single mode.
+func (s *Single) Scale(int) error { return errNotPool }
+
+func (s *Single) setState(pid int, state string, began time.Time) {
+	s.mu.Lock()
+	s.state.Pid, s.state.State = pid, state
+	if !began.IsZero() {
+		s.began = began
+	}
+	s.mu.Unlock()
 }
 
 type forked struct {
@@ -60,7 +96,9 @@ func (s *Single) Run(signals <-chan os.Signal) int {
 		if pid == 0 {
 			return ExitCannotExecute
 		}
+		s.setState(pid, "running", started)
 		exit := s.wait(pid, signals, exits, &stopping)
+		s.setState(0, "exited", time.Time{})
 		code := exit.Code()
 		uptime := time.Since(started)
 		if exit.Status.Signaled() && exit.Status.Signal() == unix.SIGKILL && s.OOM.Struck() {
@@ -68,7 +106,7 @@ func (s *Single) Run(signals <-chan os.Signal) int {
 		} else {
 			s.Log.Debug("child exited", "pid", pid, "status", exit.String(), "uptime", uptime.Round(time.Millisecond))
 		}
-		if stopping || !restartWanted(s.Restart, code) {
+		if stopping || !restartWanted(s.Policy, code) {
 			return code
 		}
 		delay, giveUp := s.Backoff.Exited(uptime)
@@ -77,6 +115,10 @@ func (s *Single) Run(signals <-chan os.Signal) int {
 			return code
 		}
 		s.Log.Info("restarting the app", "after", delay, "last", exit.String())
+		s.mu.Lock()
+		s.state.Restarts++
+		s.state.State = "backoff"
+		s.mu.Unlock()
 		if !s.sleep(delay, signals, &stopping) {
 			return code
 		}

@@ -5,10 +5,12 @@ package e2e
 import (
 	"bytes"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -137,6 +139,10 @@ func startCmd(t *testing.T, cmd *exec.Cmd, env []string, depth int) *Run {
 	t.Helper()
 	r := &Run{t: t, cmd: cmd, Stdout: &syncBuffer{}, Stderr: &syncBuffer{}, done: make(chan struct{}), depth: depth}
 	cmd.Env = append(cleanEnv(), env...)
+	if !slices.ContainsFunc(env, func(kv string) bool { return strings.HasPrefix(kv, "TENDER_CONTROL=") }) {
+		// Parallel tests share /run: each asks for a control socket of its own, or none.
+		cmd.Env = append(cmd.Env, "TENDER_CONTROL=off")
+	}
 	cmd.Stdout, cmd.Stderr = r.Stdout, r.Stderr
 	r.started = time.Now()
 	if err := cmd.Start(); err != nil {
@@ -379,3 +385,14 @@ func openFds(t *testing.T, pid int) []int {
 }
 
 func regexpMatch(pattern, s string) bool { return regexp.MustCompile(pattern).MatchString(s) }
+
+// freePort finds a free loopback port for a test's front socket.
+func freePort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+}

@@ -39,6 +39,8 @@ func main() {
 		fmt.Println("tender", version())
 	case config.CmdProbe:
 		os.Exit(probe(cfg, os.Stdout))
+	case config.CmdStatus, config.CmdRestart, config.CmdScale:
+		os.Exit(controlCommand(cfg, os.Stdout))
 	default:
 		os.Exit(run(cfg))
 	}
@@ -49,23 +51,20 @@ func run(cfg *config.Config) int {
 	keepHeapSmall()
 	log := newLogger(cfg)
 
-	// 1. The app's process first, as a clean-start stage that waits for its plan: the stage's
-	//    own start-up overlaps tender's below, and no code of the app runs before step 5.
+	// 1. In single mode, the app's process first, as a clean-start stage that waits for its
+	//    plan: the stage's own start-up overlaps tender's below, and no code of the app runs
+	//    before step 5.
 	r := reaper.New(log)
 	spawner, err := newSpawner(r)
 	if err != nil {
 		log.Error(err.Error())
 		return 2
 	}
-	single := &apps.Single{
-		Spawner: spawner,
-		Forward: reaper.Forwarder{ToGroup: cfg.SignalTarget == config.TargetGroup, Rewrite: cfg.SignalRewrite, Log: log},
-		Args:    cfg.Command,
-		Restart: restartPolicy(cfg),
-		Backoff: backoff(cfg),
-		Log:     log,
+	var single *apps.Single
+	if !cfg.Pool() {
+		single = newSingle(cfg, spawner, log)
+		single.Fork()
 	}
-	single.Fork()
 
 	// 2. Take over every signal, and become the reaper of every orphan.
 	signals := reaper.CatchSignals()
@@ -89,19 +88,33 @@ func run(cfg *config.Config) int {
 	env, err := planApps(cfg, spawner, origOOM, oomErr, log)
 	if err != nil {
 		log.Error(err.Error())
-		single.Abandon()
+		if single != nil {
+			single.Abandon()
+		}
 		return 2
 	}
-	single.Env = env
-	single.OOM = capabilities.WatchOOMKills()
 
-	// 5. Let the app run, and stay with it until it is done. tender protects itself from the
-	//    OOM killer meanwhile: the apps' score does not depend on its own.
+	// 5. Run the app, and stay with it until it is done. tender protects itself from the OOM
+	//    killer meanwhile: the apps' score does not depend on its own.
 	go protectFromOOM(cfg, origOOM, oomErr, spawner.Base.OOMScoreAdj, log)
-	code := single.Run(signals)
+	code, grace := 0, cfg.KillGrace
+	if single != nil {
+		single.Env = env
+		defer serveControl(cfg, single, log)()
+		code = single.Run(signals)
+	} else {
+		pool, err := newPool(cfg, spawner, env, log)
+		if err != nil {
+			log.Error(err.Error())
+			return 2
+		}
+		defer serveControl(cfg, pool, log)()
+		code = pool.Run(signals)
+		grace = min(grace, pool.Left())
+	}
 
 	// 6. End every process left, then pass the status on.
-	r.EndAll(cfg.KillGrace)
+	r.EndAll(grace)
 	return cfg.RemapExit(code)
 }
 

@@ -61,6 +61,37 @@ func planApps(cfg *config.Config, spawner *apps.Spawner, origOOM int, oomErr err
 	return env, nil
 }
 
+// newSingle makes the runner of one child in the foreground, tini's way.
+func newSingle(cfg *config.Config, spawner *apps.Spawner, log hclog.Logger) *apps.Single {
+	return &apps.Single{
+		Spawner: spawner,
+		Forward: reaper.Forwarder{ToGroup: cfg.SignalTarget == config.TargetGroup, Rewrite: cfg.SignalRewrite, Log: log},
+		Args:    cfg.Command,
+		Policy:  restartPolicy(cfg),
+		Backoff: backoff(cfg),
+		Log:     log,
+		OOM:     capabilities.WatchOOMKills(),
+	}
+}
+
+// newPool makes the pool of workers.
+func newPool(cfg *config.Config, spawner *apps.Spawner, env []string, log hclog.Logger) (*apps.Pool, error) {
+	return apps.NewPool(apps.PoolConfig{
+		Args:          cfg.Command,
+		Env:           env,
+		Workers:       cfg.Workers,
+		StartTimeout:  cfg.StartTimeout,
+		StopTimeout:   cfg.StopTimeout,
+		KillGrace:     cfg.KillGrace,
+		HealthTimeout: cfg.HealthTimeout,
+		HealthHTTP:    cfg.Listen != nil && cfg.Protocol == config.ProtocolHTTP,
+		MemoryLimit:   cfg.MemoryLimit,
+		MaxRequests:   cfg.MaxRequests,
+		Restart:       restartPolicy(cfg),
+		Backoff:       backoff(cfg),
+	}, spawner, nil, log)
+}
+
 // protectFromOOM asks for tender's own oom_score_adj and says in one line what it asked,
 // what it got, why, and what the user can do about it. It is never fatal.
 func protectFromOOM(cfg *config.Config, orig int, origErr error, appScore *int, log hclog.Logger) {

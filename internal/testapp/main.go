@@ -32,6 +32,7 @@ var commands = map[string]func(args []string){
 	"alloc":         cmdAlloc,
 	"spam-children": cmdSpamChildren,
 	"sigwrap":       cmdSigwrap,
+	"serve":         cmdServe,
 }
 
 func main() {

@@ -1,0 +1,170 @@
+package apps
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// freePort asks the kernel for a free loopback port for a worker's $PORT.
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// notifySocket is a worker's NOTIFY_SOCKET: an abstract unix datagram socket on which the
+// worker may say READY=1, as with systemd's sd_notify. Abstract, so that it needs no writable
+// directory; abstract names are shared by the whole network namespace (two containers of a pod,
+// say), so the name has a random part.
+type notifySocket struct {
+	conn *net.UnixConn
+	name string // as NOTIFY_SOCKET gives it: @tender-...
+}
+
+func newNotifySocket() (*notifySocket, error) {
+	var id [8]byte
+	if _, err := rand.Read(id[:]); err != nil {
+		return nil, err
+	}
+	name := "@tender-notify-" + hex.EncodeToString(id[:])
+	c, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: name, Net: "unixgram"})
+	if err != nil {
+		return nil, err
+	}
+	return &notifySocket{conn: c, name: name}, nil
+}
+
+func (n *notifySocket) Close() { n.conn.Close() }
+
+// readyVia says how a worker became ready.
+const (
+	readyPort   = "port"
+	readyNotify = "notify"
+)
+
+// waitReady waits until the worker accepts a connection on port or sends READY=1, and
+// returns how; it returns "" when stop is closed first.
+func waitReady(stop <-chan struct{}, port int, notify *notifySocket) string {
+	found := make(chan string, 2)
+	if notify != nil {
+		go func() {
+			buf := make([]byte, 4096)
+			for {
+				n, _, err := notify.conn.ReadFrom(buf)
+				if err != nil {
+					return // closed when the worker is gone
+				}
+				for _, line := range bytes.Split(buf[:n], []byte("\n")) {
+					if string(bytes.TrimSpace(line)) == "READY=1" {
+						found <- readyNotify
+						return
+					}
+				}
+			}
+		}()
+	}
+	go func() {
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+		for delay := 2 * time.Millisecond; ; delay = min(delay*2, 100*time.Millisecond) {
+			if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+				c.Close()
+				found <- readyPort
+				return
+			}
+			select {
+			case <-stop:
+				return
+			case <-time.After(delay):
+			}
+		}
+	}()
+	select {
+	case how := <-found:
+		return how
+	case <-stop:
+		return ""
+	}
+}
+
+// probeHealth checks once that a ready worker still serves on port: in HTTP, OPTIONS * must
+// get an answer; otherwise the connection must be taken off the listen queue. A stopped or hung
+// process still completes TCP handshakes in the kernel, so a connect alone proves nothing.
+func probeHealth(port int, http bool, timeout time.Duration) error {
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	c, err := net.DialTimeout("tcp", addr, timeout)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if http {
+		_ = c.SetDeadline(time.Now().Add(timeout))
+		if _, err := c.Write([]byte("OPTIONS * HTTP/1.1\r\nHost: tender\r\nConnection: close\r\n\r\n")); err != nil {
+			return err
+		}
+		var b [1]byte
+		if _, err := c.Read(b[:]); err != nil {
+			return fmt.Errorf("no answer to OPTIONS *: %w", err)
+		}
+		return nil
+	}
+	deadline := time.Now().Add(timeout)
+	for {
+		queued, err := acceptQueue(port)
+		if err != nil || queued == 0 {
+			return nil // taken, or the queue cannot be read: the connect has to do
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%d connections wait to be accepted", queued)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// acceptQueue is the number of connections waiting to be accepted on the loopback listener
+// of port, from /proc/net/tcp and tcp6 (for a listening socket rx_queue is that number).
+func acceptQueue(port int) (int, error) {
+	var found bool
+	total := 0
+	for _, file := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+		f, err := os.Open(file)
+		if err != nil {
+			continue
+		}
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			fields := strings.Fields(sc.Text())
+			// sl local_address rem_address st tx_queue:rx_queue ...
+			if len(fields) < 5 || fields[3] != "0A" {
+				continue
+			}
+			_, portHex, ok := strings.Cut(fields[1], ":")
+			p, err := strconv.ParseUint(portHex, 16, 16)
+			if !ok || err != nil || int(p) != port {
+				continue
+			}
+			_, rx, _ := strings.Cut(fields[4], ":")
+			n, err := strconv.ParseUint(rx, 16, 32)
+			if err == nil {
+				total += int(n)
+				found = true
+			}
+		}
+		f.Close()
+	}
+	if !found {
+		return 0, errors.New("no listener")
+	}
+	return total, nil
+}

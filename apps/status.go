@@ -1,0 +1,115 @@
+package apps
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/tenderinit/tender/capabilities"
+)
+
+// Status is what `tender status` shows: the worker table, the queue and tender itself.
+type Status struct {
+	Workers []WorkerStatus `json:"workers"`
+	Queue   int            `json:"queue"`
+	Tender  TenderStatus   `json:"tender"`
+}
+
+// TenderStatus is tender's own line of the status.
+type TenderStatus struct {
+	Pid         int `json:"pid"`
+	OOMScoreAdj int `json:"oom_score_adj"`
+}
+
+// WorkerStatus is one worker's line.
+type WorkerStatus struct {
+	ID            int     `json:"id"`
+	Pid           int     `json:"pid"`
+	State         string  `json:"state"`
+	Sessions      int64   `json:"sessions"`
+	Processed     uint64  `json:"processed"`
+	UptimeSeconds float64 `json:"uptime_seconds"`
+	Restarts      int     `json:"restarts"`
+	RSSBytes      uint64  `json:"rss_bytes"`
+	OOMScoreAdj   int     `json:"oom_score_adj"`
+	// LastFailure is the spawn report of the worker's last failed start, if any.
+	LastFailure *SpawnReport `json:"last_failure,omitempty"`
+}
+
+// SpawnReport says how a worker that failed to start ended.
+type SpawnReport struct {
+	Pid             int       `json:"pid"`
+	Exit            string    `json:"exit"`           // "exit status 1", "killed by SIGKILL", "did not become ready"
+	Step            string    `json:"step,omitempty"` // the clean-start step that failed, if one did
+	LifetimeSeconds float64   `json:"lifetime_seconds"`
+	At              time.Time `json:"at"`
+	Output          []string  `json:"output"` // its last lines of output
+}
+
+// StatusSource gives the status of the running app processes.
+type StatusSource interface {
+	Status() Status
+}
+
+// fillFromProc adds what only /proc knows: RSS and oom_score_adj of each worker and of tender.
+func (s *Status) fillFromProc() {
+	for i := range s.Workers {
+		w := &s.Workers[i]
+		if w.Pid == 0 {
+			continue
+		}
+		w.RSSBytes = RSS(w.Pid)
+		w.OOMScoreAdj, _ = capabilities.OOMScoreAdjOf(w.Pid)
+	}
+	s.Tender.Pid = os.Getpid()
+	s.Tender.OOMScoreAdj, _ = capabilities.OOMScoreAdjOf(0)
+}
+
+// RSS is the resident set of pid in bytes, from /proc/<pid>/statm (0 when it is gone).
+func RSS(pid int) uint64 {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/statm")
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 2 {
+		return 0
+	}
+	pages, _ := strconv.ParseUint(f[1], 10, 64)
+	return pages * uint64(os.Getpagesize())
+}
+
+// WriteTable prints the status as `tender status` does.
+func (s *Status) WriteTable(w io.Writer) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tPID\tSTATE\tSESSIONS\tPROCESSED\tUPTIME\tRESTARTS\tRSS\tOOM_SCORE_ADJ")
+	for _, r := range s.Workers {
+		pid, rss, oom := "-", "-", "-"
+		if r.Pid != 0 {
+			pid, rss, oom = strconv.Itoa(r.Pid), mib(r.RSSBytes), strconv.Itoa(r.OOMScoreAdj)
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%d\t%s\t%d\t%s\t%s\n", r.ID, pid, r.State, r.Sessions, r.Processed,
+			(time.Duration(r.UptimeSeconds) * time.Second).String(), r.Restarts, rss, oom)
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "queue: %d   tender: pid %d, oom_score_adj %d\n", s.Queue, s.Tender.Pid, s.Tender.OOMScoreAdj)
+	for _, r := range s.Workers {
+		if f := r.LastFailure; f != nil {
+			fmt.Fprintf(w, "\nlast failed start of worker %d (pid %d, %s ago): %s after %.1fs", r.ID, f.Pid,
+				time.Since(f.At).Round(time.Second), f.Exit, f.LifetimeSeconds)
+			if f.Step != "" {
+				fmt.Fprintf(w, " in step %q", f.Step)
+			}
+			fmt.Fprintln(w)
+			for _, line := range f.Output {
+				fmt.Fprintf(w, "  | %s\n", line)
+			}
+		}
+	}
+}
+
+func mib(b uint64) string { return fmt.Sprintf("%.1fMiB", float64(b)/(1<<20)) }

@@ -1,0 +1,242 @@
+// Package control is tender's control socket, which `tender status`, `tender restart` and
+// `tender scale` talk to, and the optional admin HTTP endpoint (/healthz, /metrics, /status).
+//
+// The socket is a unix socket of mode 0600 that answers only tender's own uid and root, checked
+// with SO_PEERCRED. A request and its answer are one JSON line each.
+package control
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"golang.org/x/sys/unix"
+
+	"github.com/tenderinit/tender/apps"
+)
+
+// Handler carries out control requests.
+type Handler interface {
+	Status() apps.Status
+	Restart() error
+	Scale(n int) error
+}
+
+// Request is what a client asks.
+type Request struct {
+	Cmd string `json:"cmd"` // status, restart or scale
+	N   int    `json:"n,omitempty"`
+}
+
+// Response is the answer.
+type Response struct {
+	OK     bool         `json:"ok"`
+	Error  string       `json:"error,omitempty"`
+	Status *apps.Status `json:"status,omitempty"`
+}
+
+// Candidates are the places tender puts its socket, in order: /run/tender, then
+// $XDG_RUNTIME_DIR/tender, then /tmp/tender-<uid>. `tender status` looks in the same order.
+func Candidates() []string {
+	paths := []string{"/run/tender/control.sock"}
+	if xdg := os.Getenv("XDG_RUNTIME_DIR"); xdg != "" {
+		paths = append(paths, filepath.Join(xdg, "tender", "control.sock"))
+	}
+	return append(paths, fmt.Sprintf("/tmp/tender-%d/control.sock", os.Getuid()))
+}
+
+// Server serves the control socket.
+type Server struct {
+	Path string
+	ln   *net.UnixListener
+	h    Handler
+	log  hclog.Logger
+}
+
+// Listen makes the control socket at path, or at the first of Candidates where it can be made
+// when path is "".
+func Listen(path string, h Handler, log hclog.Logger) (*Server, error) {
+	paths := []string{path}
+	if path == "" {
+		paths = Candidates()
+	}
+	var errs []error
+	for _, p := range paths {
+		ln, err := listenAt(p)
+		if err == nil {
+			return &Server{Path: p, ln: ln, h: h, log: log}, nil
+		}
+		errs = append(errs, fmt.Errorf("%s: %w", p, err))
+	}
+	return nil, errors.Join(errs...)
+}
+
+func listenAt(path string) (*net.UnixListener, error) {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	// A directory someone else owns (say a /tmp/tender-1000 made by another user) could hold
+	// a socket of theirs: never use it.
+	var st unix.Stat_t
+	if err := unix.Lstat(dir, &st); err != nil {
+		return nil, err
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFDIR || (int(st.Uid) != os.Getuid() && st.Uid != 0) {
+		return nil, fmt.Errorf("%s is not a directory owned by uid %d or root", dir, os.Getuid())
+	}
+	if _, err := os.Lstat(path); err == nil {
+		if c, err := net.DialTimeout("unix", path, 200*time.Millisecond); err == nil {
+			c.Close()
+			return nil, errors.New("another tender answers there")
+		}
+		if err := os.Remove(path); err != nil { // left by a tender that is gone
+			return nil, err
+		}
+	}
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		return nil, err
+	}
+	ln.SetUnlinkOnClose(true)
+	if err := os.Chmod(path, 0o600); err != nil {
+		ln.Close()
+		return nil, err
+	}
+	return ln, nil
+}
+
+// maxRequest bounds what tender reads of a request.
+const maxRequest = 64 << 10
+
+// Serve answers requests until Close.
+func (s *Server) Serve() {
+	for {
+		c, err := s.ln.AcceptUnix()
+		if err != nil {
+			return
+		}
+		go s.answer(c)
+	}
+}
+
+// Close removes the socket.
+func (s *Server) Close() { s.ln.Close() }
+
+func (s *Server) answer(c *net.UnixConn) {
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	enc := json.NewEncoder(c)
+	// The request is read before the peer is judged, so that a refused client reads the
+	// refusal rather than a broken pipe.
+	var req Request
+	decodeErr := json.NewDecoder(bufio.NewReader(io.LimitReader(c, maxRequest))).Decode(&req)
+	if err := checkPeer(c); err != nil {
+		s.log.Warn("refused a control request", "error", err)
+		_ = enc.Encode(Response{Error: err.Error()})
+		return
+	}
+	if decodeErr != nil {
+		_ = enc.Encode(Response{Error: "bad request: " + decodeErr.Error()})
+		return
+	}
+	_ = enc.Encode(s.do(req))
+}
+
+func (s *Server) do(req Request) Response {
+	switch req.Cmd {
+	case "status":
+		st := s.h.Status()
+		return Response{OK: true, Status: &st}
+	case "restart":
+		if err := s.h.Restart(); err != nil {
+			return Response{Error: err.Error()}
+		}
+		return Response{OK: true}
+	case "scale":
+		if err := s.h.Scale(req.N); err != nil {
+			return Response{Error: err.Error()}
+		}
+		return Response{OK: true}
+	}
+	return Response{Error: fmt.Sprintf("unknown command %q: want status, restart or scale", req.Cmd)}
+}
+
+// checkPeer lets in tender's own uid and root only.
+func checkPeer(c *net.UnixConn) error {
+	raw, err := c.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var cred *unix.Ucred
+	var credErr error
+	if err := raw.Control(func(fd uintptr) {
+		cred, credErr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
+	}); err != nil {
+		return err
+	}
+	if credErr != nil {
+		return credErr
+	}
+	if cred.Uid != 0 && int(cred.Uid) != os.Getuid() {
+		return fmt.Errorf("permission denied: uid %d is neither tender's uid %d nor root", cred.Uid, os.Getuid())
+	}
+	return nil
+}
+
+// Call sends req to the tender whose socket is at path, or found by the rule of Candidates
+// when path is "" (root also looks in every /tmp/tender-*).
+func Call(path string, req Request) (Response, error) {
+	c, err := dial(path)
+	if err != nil {
+		return Response{}, err
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(15 * time.Second))
+	writeErr := json.NewEncoder(c).Encode(req)
+	var resp Response
+	if err := json.NewDecoder(c).Decode(&resp); err != nil {
+		if writeErr != nil {
+			return Response{}, writeErr
+		}
+		return Response{}, fmt.Errorf("reading tender's answer: %w", err)
+	}
+	if !resp.OK {
+		return resp, errors.New(resp.Error)
+	}
+	return resp, nil
+}
+
+func dial(path string) (net.Conn, error) {
+	paths := []string{path}
+	if path == "" {
+		paths = Candidates()
+		if os.Getuid() == 0 {
+			more, _ := filepath.Glob("/tmp/tender-*/control.sock")
+			paths = append(paths, more...)
+		}
+	}
+	var last error
+	for _, p := range paths {
+		c, err := net.DialTimeout("unix", p, time.Second)
+		if err == nil {
+			return c, nil
+		}
+		if errors.Is(err, syscall.EACCES) {
+			return nil, fmt.Errorf("%s: %w (the control socket answers only tender's uid and root)", p, err)
+		}
+		last = err
+	}
+	if path != "" {
+		return nil, fmt.Errorf("no tender answers at %s: %w", path, last)
+	}
+	return nil, fmt.Errorf("no running tender found (looked at %v); set TENDER_CONTROL to its socket", paths)
+}

@@ -1,0 +1,67 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/tenderinit/tender/config"
+	"github.com/tenderinit/tender/control"
+)
+
+// serveControl opens the control socket in the background, so that the app's start does not
+// wait for it, and returns the function that closes it. Where no socket can be made tender
+// runs on without one and says so once.
+func serveControl(cfg *config.Config, h control.Handler, log hclog.Logger) (closeIt func()) {
+	if cfg.Control == "off" {
+		return func() {}
+	}
+	opened := make(chan *control.Server, 1)
+	go func() {
+		srv, err := control.Listen(cfg.Control, h, log)
+		if err != nil {
+			log.Warn("running without a control socket: tender status will not reach this tender", "error", err)
+			opened <- nil
+			return
+		}
+		log.Debug("control socket ready", "path", srv.Path)
+		opened <- srv
+		srv.Serve()
+	}()
+	return func() {
+		if srv := <-opened; srv != nil {
+			srv.Close()
+		}
+	}
+}
+
+// controlCommand runs tender status, restart or scale against the running tender.
+func controlCommand(cfg *config.Config, w io.Writer) int {
+	if cfg.Control == "off" {
+		fmt.Fprintln(os.Stderr, "tender: TENDER_CONTROL=off: there is no control socket to talk to")
+		return 1
+	}
+	req := control.Request{Cmd: cfg.Sub}
+	if cfg.Sub == config.CmdScale {
+		req.N = cfg.Workers
+	}
+	resp, err := control.Call(cfg.Control, req)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "tender %s: %v\n", cfg.Sub, err)
+		return 1
+	}
+	switch {
+	case cfg.Sub != config.CmdStatus:
+		fmt.Fprintf(w, "tender %s: done\n", cfg.Sub)
+	case cfg.JSON:
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(resp.Status)
+	default:
+		resp.Status.WriteTable(w)
+	}
+	return 0
+}

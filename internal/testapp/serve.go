@@ -1,0 +1,167 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// serve [flags]: a pool worker. It listens on $PORT and answers HTTP:
+//
+//	/            "id pid port"
+//	/hold?ms=N   the same, after N ms (a long session)
+//	/grow?mb=N   the same, after keeping N more MiB
+//	/echo        the request body back, streamed
+//	/ws          an upgrade to a line echo (a stand-in for WebSocket)
+//	/print?n=N   N lines of output on stdout, then the answer
+//
+// Flags change how it starts and stops, for the tests of the pool.
+func cmdServe(args []string) {
+	fs := flag.NewFlagSet("serve", flag.ExitOnError)
+	record := fs.String("record", "", "append a line \"time pid id port\" to this file at start")
+	notify := fs.Bool("notify", false, "send READY=1 on NOTIFY_SOCKET once listening")
+	noListen := fs.Bool("no-listen", false, "do not listen (with -notify: ready by notification only)")
+	delay := fs.Duration("delay", 0, "wait this long before listening")
+	ignoreTerm := fs.Bool("ignore-term", false, "ignore SIGTERM")
+	exitAfter := fs.Duration("exit-after", 0, "exit 1 after this long")
+	say := fs.String("say", "", "print this line on stderr at start")
+	sigs := fs.String("signals", "", "append \"pid signal\" to this file for each SIGUSR1, SIGUSR2 and SIGWINCH")
+	fs.Parse(args)
+
+	id, port := os.Getenv("TENDER_WORKER_ID"), os.Getenv("PORT")
+	if *ignoreTerm {
+		signal.Ignore(syscall.SIGTERM)
+	}
+	if *record != "" {
+		f, err := os.OpenFile(*record, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		must(err)
+		fmt.Fprintf(f, "%d %d %s %s\n", time.Now().UnixMicro(), os.Getpid(), id, port)
+		f.Close()
+	}
+	if *sigs != "" {
+		c := make(chan os.Signal, 8)
+		signal.Notify(c, syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGWINCH)
+		go func() {
+			for s := range c {
+				f, err := os.OpenFile(*sigs, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+				must(err)
+				fmt.Fprintf(f, "%d %d\n", os.Getpid(), s.(syscall.Signal))
+				f.Close()
+			}
+		}()
+	}
+	if *say != "" {
+		fmt.Fprintln(os.Stderr, *say)
+	}
+	if *exitAfter > 0 {
+		time.AfterFunc(*exitAfter, func() { os.Exit(1) })
+	}
+	time.Sleep(*delay)
+
+	hello := []byte(fmt.Sprintf("%s %d %s\n", id, os.Getpid(), port))
+	var hoard [][]byte
+	var mu sync.Mutex
+	mux := http.NewServeMux()
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { w.Write(hello) })
+	mux.HandleFunc("/hold", func(w http.ResponseWriter, r *http.Request) {
+		ms, _ := strconv.Atoi(r.URL.Query().Get("ms"))
+		select {
+		case <-time.After(time.Duration(ms) * time.Millisecond):
+			w.Write(hello)
+		case <-r.Context().Done():
+		}
+	})
+	mux.HandleFunc("/grow", func(w http.ResponseWriter, r *http.Request) {
+		mb, _ := strconv.Atoi(r.URL.Query().Get("mb"))
+		b := make([]byte, mb<<20)
+		for i := 0; i < len(b); i += 4096 {
+			b[i] = 1
+		}
+		mu.Lock()
+		hoard = append(hoard, b)
+		mu.Unlock()
+		w.Write(hello)
+	})
+	mux.HandleFunc("/print", func(w http.ResponseWriter, r *http.Request) {
+		n, _ := strconv.Atoi(r.URL.Query().Get("n"))
+		for i := 0; i < n; i++ {
+			fmt.Printf("worker %s line %d %s\n", id, i, strings.Repeat("x", 200))
+		}
+		w.Write(hello)
+	})
+	mux.HandleFunc("/echo", func(w http.ResponseWriter, r *http.Request) {
+		buf := make([]byte, 32<<10)
+		var total int64
+		for {
+			n, err := r.Body.Read(buf)
+			total += int64(n)
+			if err != nil {
+				break
+			}
+		}
+		fmt.Fprintf(w, "%d\n", total)
+	})
+	mux.HandleFunc("/ws", func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Upgrade") == "" {
+			http.Error(w, "upgrade required", http.StatusUpgradeRequired)
+			return
+		}
+		conn, brw, err := w.(http.Hijacker).Hijack()
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: " + r.Header.Get("Upgrade") + "\r\nConnection: Upgrade\r\n\r\n")
+		brw.Flush()
+		for {
+			line, err := brw.ReadString('\n')
+			if err != nil {
+				return
+			}
+			brw.WriteString("echo " + line)
+			brw.Flush()
+		}
+	})
+
+	var ln net.Listener
+	if !*noListen {
+		var err error
+		ln, err = net.Listen("tcp", "127.0.0.1:"+port)
+		must(err)
+	}
+	if *notify {
+		c, err := net.Dial("unixgram", os.Getenv("NOTIFY_SOCKET"))
+		must(err)
+		c.Write([]byte("READY=1\n"))
+		c.Close()
+	}
+	if ln == nil {
+		if !*ignoreTerm {
+			stop := make(chan os.Signal, 1)
+			signal.Notify(stop, syscall.SIGTERM)
+			<-stop
+			return
+		}
+		for {
+			time.Sleep(time.Hour)
+		}
+	}
+	srv := &http.Server{Handler: mux}
+	if !*ignoreTerm {
+		stop := make(chan os.Signal, 1)
+		signal.Notify(stop, syscall.SIGTERM)
+		go func() {
+			<-stop
+			srv.Close()
+		}()
+	}
+	srv.Serve(ln)
+}
