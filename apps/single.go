@@ -15,6 +15,9 @@ import (
 	"github.com/tenderinit/tender/reaper"
 )
 
+// Running is the state of the single child while it runs.
+const Running = "running"
+
 // restartWanted reports whether, under policy p, an exit with this code is followed by a
 // restart.
 func restartWanted(p config.RestartPolicy, code int) bool {
@@ -96,7 +99,7 @@ func (s *Single) Run(signals <-chan os.Signal) int {
 		if pid == 0 {
 			return ExitCannotExecute
 		}
-		s.setState(pid, "running", started)
+		s.setState(pid, Running, started)
 		exit := s.wait(pid, signals, exits, &stopping)
 		s.setState(0, "exited", time.Time{})
 		code := exit.Code()

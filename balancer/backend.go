@@ -3,11 +3,15 @@
 package balancer
 
 import (
+	"bufio"
+	"net"
+	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Backend is one worker as the balancer sees it. The pool creates it and says when it may
-// take sessions; the balancer counts the sessions.
+// take sessions; the balancer counts the sessions and keeps idle keep-alive connections to it.
 type Backend struct {
 	ID   int    // the worker's TENDER_WORKER_ID
 	Addr string // where the worker listens: 127.0.0.1:PORT
@@ -15,6 +19,10 @@ type Backend struct {
 	routable  atomic.Bool
 	sessions  atomic.Int64
 	processed atomic.Uint64
+
+	mu     sync.Mutex
+	idle   []*upstream
+	closed bool
 }
 
 // NewBackend makes a backend that takes no sessions until SetRoutable(true).
@@ -31,3 +39,76 @@ func (b *Backend) Sessions() int64 { return b.sessions.Load() }
 
 // Processed is the number of sessions the backend has finished.
 func (b *Backend) Processed() uint64 { return b.processed.Load() }
+
+// upstream is a connection to a backend, with its read buffer.
+type upstream struct {
+	conn      net.Conn
+	br        *bufio.Reader
+	idleSince time.Time
+	reused    bool // it served a request before: it may have been closed by the worker since
+}
+
+const (
+	// maxIdle is how many idle connections to one backend are kept for reuse.
+	maxIdle = 256
+	// idleTTL is how long an idle connection is trusted: app servers close theirs after a few
+	// seconds (Node's keepAliveTimeout is 5s), and a connection closed under us costs a retry.
+	idleTTL = 2 * time.Second
+	// dialTimeout bounds a connect to a worker on loopback.
+	dialTimeout = 2 * time.Second
+)
+
+// connect returns an idle connection to the backend, or a new one.
+func (b *Backend) connect() (*upstream, error) {
+	now := time.Now()
+	b.mu.Lock()
+	for len(b.idle) > 0 {
+		u := b.idle[len(b.idle)-1]
+		b.idle = b.idle[:len(b.idle)-1]
+		if now.Sub(u.idleSince) < idleTTL {
+			b.mu.Unlock()
+			u.reused = true
+			return u, nil
+		}
+		u.conn.Close()
+	}
+	b.mu.Unlock()
+	c, err := net.DialTimeout("tcp", b.Addr, dialTimeout)
+	if err != nil {
+		return nil, err
+	}
+	return &upstream{conn: c, br: bufio.NewReaderSize(c, 16<<10)}, nil
+}
+
+// release keeps u for reuse, or closes it.
+func (b *Backend) release(u *upstream) {
+	u.idleSince = time.Now()
+	b.mu.Lock()
+	if b.closed || len(b.idle) >= maxIdle || !b.routable.Load() {
+		b.mu.Unlock()
+		u.conn.Close()
+		return
+	}
+	b.idle = append(b.idle, u)
+	b.mu.Unlock()
+}
+
+// closeIdle closes the idle connections and keeps no more: the backend is gone.
+func (b *Backend) closeIdle() {
+	b.mu.Lock()
+	b.closed = true
+	b.mu.Unlock()
+	b.dropIdle()
+}
+
+// dropIdle closes the idle connections: one of them turned out closed by the worker, so the
+// others, idle as long or longer, likely are too.
+func (b *Backend) dropIdle() {
+	b.mu.Lock()
+	idle := b.idle
+	b.idle = nil
+	b.mu.Unlock()
+	for _, u := range idle {
+		u.conn.Close()
+	}
+}

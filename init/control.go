@@ -8,6 +8,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/tenderinit/tender/apps"
 	"github.com/tenderinit/tender/config"
 	"github.com/tenderinit/tender/control"
 )
@@ -36,6 +37,19 @@ func serveControl(cfg *config.Config, h control.Handler, log hclog.Logger) (clos
 			srv.Close()
 		}
 	}
+}
+
+// serveAdmin starts TENDER_ADMIN, when set, and returns the function that stops it.
+func serveAdmin(cfg *config.Config, src apps.StatusSource, log hclog.Logger) (closeIt func()) {
+	if cfg.Admin == nil {
+		return func() {}
+	}
+	admin, err := control.ServeAdmin(cfg.Admin, src, log)
+	if err != nil {
+		log.Error("running without the admin endpoint", "error", err)
+		return func() {}
+	}
+	return admin.Close
 }
 
 // controlCommand runs tender status, restart or scale against the running tender.

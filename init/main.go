@@ -101,14 +101,21 @@ func run(cfg *config.Config) int {
 	if single != nil {
 		single.Env = env
 		defer serveControl(cfg, single, log)()
+		defer serveAdmin(cfg, single, log)()
 		code = single.Run(signals)
 	} else {
-		pool, err := newPool(cfg, spawner, env, log)
+		router, err := listenFront(cfg, log)
+		if err != nil {
+			log.Error(err.Error())
+			return 2
+		}
+		pool, err := newPool(cfg, spawner, env, router, log)
 		if err != nil {
 			log.Error(err.Error())
 			return 2
 		}
 		defer serveControl(cfg, pool, log)()
+		defer serveAdmin(cfg, pool, log)()
 		code = pool.Run(signals)
 		grace = min(grace, pool.Left())
 	}

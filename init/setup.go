@@ -8,6 +8,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/tenderinit/tender/apps"
+	"github.com/tenderinit/tender/balancer"
 	"github.com/tenderinit/tender/capabilities"
 	"github.com/tenderinit/tender/config"
 	"github.com/tenderinit/tender/reaper"
@@ -74,8 +75,32 @@ func newSingle(cfg *config.Config, spawner *apps.Spawner, log hclog.Logger) *app
 	}
 }
 
+// listenFront opens TENDER_LISTEN, the balancer's front socket, before any worker starts, so
+// that an address in use stops tender at once. Without TENDER_LISTEN the pool has no router.
+func listenFront(cfg *config.Config, log hclog.Logger) (apps.Router, error) {
+	if cfg.Listen == nil {
+		return nil, nil
+	}
+	b, err := balancer.Listen(balancer.Config{
+		Network:       cfg.Listen.Network,
+		Addr:          cfg.Listen.Addr,
+		HTTP:          cfg.Protocol == config.ProtocolHTTP,
+		Concurrency:   cfg.Concurrency,
+		QueueSize:     cfg.QueueSize,
+		QueueTimeout:  cfg.QueueTimeout,
+		HeaderTimeout: cfg.HeaderTimeout,
+		ClientTimeout: cfg.ClientTimeout,
+	}, log)
+	if err != nil {
+		return nil, err
+	}
+	log.Info("balancing sessions", "listen", cfg.Listen.String(), "protocol", cfg.Protocol.String(), "concurrency", cfg.Concurrency)
+	go b.Serve()
+	return b, nil
+}
+
 // newPool makes the pool of workers.
-func newPool(cfg *config.Config, spawner *apps.Spawner, env []string, log hclog.Logger) (*apps.Pool, error) {
+func newPool(cfg *config.Config, spawner *apps.Spawner, env []string, router apps.Router, log hclog.Logger) (*apps.Pool, error) {
 	return apps.NewPool(apps.PoolConfig{
 		Args:          cfg.Command,
 		Env:           env,
@@ -89,7 +114,7 @@ func newPool(cfg *config.Config, spawner *apps.Spawner, env []string, log hclog.
 		MaxRequests:   cfg.MaxRequests,
 		Restart:       restartPolicy(cfg),
 		Backoff:       backoff(cfg),
-	}, spawner, nil, log)
+	}, spawner, router, log)
 }
 
 // protectFromOOM asks for tender's own oom_score_adj and says in one line what it asked,

@@ -19,7 +19,8 @@ import (
 //	/            "id pid port"
 //	/hold?ms=N   the same, after N ms (a long session)
 //	/grow?mb=N   the same, after keeping N more MiB
-//	/echo        the request body back, streamed
+//	/echo        the size of the request body, read as it streams
+//	/headers     the request's headers
 //	/ws          an upgrade to a line echo (a stand-in for WebSocket)
 //	/print?n=N   N lines of output on stdout, then the answer
 //
@@ -96,6 +97,9 @@ func cmdServe(args []string) {
 			fmt.Printf("worker %s line %d %s\n", id, i, strings.Repeat("x", 200))
 		}
 		w.Write(hello)
+	})
+	mux.HandleFunc("/headers", func(w http.ResponseWriter, r *http.Request) {
+		r.Header.Write(w)
 	})
 	mux.HandleFunc("/echo", func(w http.ResponseWriter, r *http.Request) {
 		buf := make([]byte, 32<<10)

@@ -1,0 +1,162 @@
+package balancer
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+// Config is what the balancer is told to do.
+type Config struct {
+	Network, Addr string // tcp or unix, and the address
+	HTTP          bool   // a session is one HTTP request; otherwise one connection
+	Concurrency   int    // sessions per worker, 0 = unlimited
+	QueueSize     int
+	QueueTimeout  time.Duration
+	HeaderTimeout time.Duration // for a request's head
+	ClientTimeout time.Duration // a silent client, idle between requests or while sending a body
+}
+
+// Balancer accepts on the front socket and routes each session to the least busy worker.
+type Balancer struct {
+	cfg    Config
+	router *Router
+	ln     net.Listener
+	log    hclog.Logger
+
+	closing atomic.Bool
+	mu      sync.Mutex
+	conns   map[*httpConn]struct{} // HTTP clients, to wake the idle ones at Close
+}
+
+// Listen opens the front socket. A unix socket left by a tender that is gone is replaced.
+func Listen(cfg Config, log hclog.Logger) (*Balancer, error) {
+	if cfg.Network == "unix" {
+		if _, err := os.Lstat(cfg.Addr); err == nil {
+			if c, err := net.DialTimeout("unix", cfg.Addr, 200*time.Millisecond); err == nil {
+				c.Close()
+				return nil, fmt.Errorf("TENDER_LISTEN=unix:%s: another process answers there", cfg.Addr)
+			}
+			_ = os.Remove(cfg.Addr)
+		}
+	}
+	ln, err := net.Listen(cfg.Network, cfg.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("TENDER_LISTEN=%s: %w", cfg.Addr, err)
+	}
+	return &Balancer{
+		cfg:    cfg,
+		router: NewRouter(cfg.Concurrency, cfg.QueueSize, cfg.QueueTimeout),
+		ln:     ln,
+		log:    log,
+		conns:  map[*httpConn]struct{}{},
+	}, nil
+}
+
+// Addr is the front socket's address.
+func (b *Balancer) Addr() net.Addr { return b.ln.Addr() }
+
+// Serve accepts sessions until Close.
+func (b *Balancer) Serve() {
+	for {
+		c, err := b.ln.Accept()
+		if err != nil {
+			if b.closing.Load() || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			b.log.Warn("accept failed", "error", err)
+			time.Sleep(10 * time.Millisecond) // out of fds, say: do not spin
+			continue
+		}
+		if b.cfg.HTTP {
+			go b.serveHTTP(c)
+		} else {
+			go b.serveTCP(c)
+		}
+	}
+}
+
+// Add, Remove and QueueLen let the pool tell the balancer about its workers.
+func (b *Balancer) Add(be *Backend)    { b.router.Add(be) }
+func (b *Balancer) Remove(be *Backend) { b.router.Remove(be) }
+func (b *Balancer) QueueLen() int      { return b.router.QueueLen() }
+
+// Close stops accepting: queued sessions are refused, idle keep-alive clients are let go, and
+// the sessions in flight finish.
+func (b *Balancer) Close() {
+	if b.closing.Swap(true) {
+		return
+	}
+	b.ln.Close()
+	b.router.Close()
+	b.mu.Lock()
+	for hc := range b.conns {
+		if hc.idle.Load() {
+			_ = hc.c.SetReadDeadline(time.Now())
+		}
+	}
+	b.mu.Unlock()
+}
+
+// serveTCP is one TCP session: the connection goes to the least busy worker, retried on
+// another one when the connect fails, and the bytes are copied both ways (spliced by the
+// kernel where it can) until both sides are done.
+func (b *Balancer) serveTCP(client net.Conn) {
+	defer client.Close()
+	var tried []*Backend
+	for {
+		be, err := b.router.Acquire(tried)
+		if err != nil {
+			b.log.Debug("refusing a connection", "why", err)
+			return
+		}
+		up, err := net.DialTimeout("tcp", be.Addr, dialTimeout)
+		if err != nil {
+			b.router.Release(be, false)
+			tried = append(tried, be)
+			b.log.Debug("connect to worker failed; trying another", "worker", be.ID, "error", err)
+			continue
+		}
+		pipe(client, up, b.cfg.ClientTimeout)
+		up.Close()
+		b.router.Release(be, true)
+		return
+	}
+}
+
+// halfCloser is a connection that can close its writing half (TCP and unix sockets).
+type halfCloser interface {
+	CloseWrite() error
+}
+
+// pipe copies client to worker and worker to client until both directions are done. A side
+// that has finished sending is half-closed on the other connection. A client that half-closes
+// still gets the whole answer; once the worker has finished, the client has linger to finish
+// too, so that a client that never closes does not hold the session forever.
+func pipe(client, worker net.Conn, linger time.Duration) {
+	done := make(chan struct{})
+	go func() {
+		copyHalf(worker, client)
+		close(done)
+	}()
+	copyHalf(client, worker)
+	_ = client.SetReadDeadline(time.Now().Add(linger))
+	<-done
+}
+
+// copyHalf copies src to dst and half-closes dst.
+func copyHalf(dst, src net.Conn) {
+	_, _ = io.Copy(dst, src)
+	if hc, ok := dst.(halfCloser); ok {
+		_ = hc.CloseWrite()
+	} else {
+		dst.Close()
+	}
+}

@@ -1,0 +1,338 @@
+package balancer
+
+import (
+	"bufio"
+	"errors"
+	"net"
+	"os"
+	"strconv"
+	"sync/atomic"
+	"time"
+)
+
+// httpConn is one client connection in http mode: keep-alive requests one after the other,
+// each a session of its own that may go to a different worker.
+type httpConn struct {
+	b    *Balancer
+	c    net.Conn
+	br   *bufio.Reader
+	bw   *bufio.Writer
+	ip   string
+	idle atomic.Bool // waiting for the next request: Close may let it go
+
+	req, resp head
+	reqOut    []byte // the request as it goes to the worker, kept whole for a retry
+	out       []byte // a response head going to the client
+}
+
+// Buffer sizes: a header line longer than readBuf is refused (431), as nginx does at 8 KiB.
+const (
+	readBuf  = 8 << 10
+	writeBuf = 8 << 10
+	// smallBody is how much of a request body may go out with its head in one write.
+	smallBody = 16 << 10
+	// attempts bounds the tries of one request: connects that fail, reused connections that
+	// turn out closed.
+	attempts = 4
+)
+
+func (b *Balancer) serveHTTP(c net.Conn) {
+	hc := &httpConn{b: b, c: c, br: bufio.NewReaderSize(c, readBuf), bw: bufio.NewWriterSize(c, writeBuf)}
+	if tcp, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+		hc.ip = tcp.IP.String()
+	}
+	b.mu.Lock()
+	b.conns[hc] = struct{}{}
+	b.mu.Unlock()
+	defer func() {
+		b.mu.Lock()
+		delete(b.conns, hc)
+		b.mu.Unlock()
+		c.Close()
+	}()
+	for hc.serveOne() {
+	}
+}
+
+// serveOne reads and answers one request, and reports whether the connection goes on.
+func (hc *httpConn) serveOne() bool {
+	hc.idle.Store(true)
+	if hc.b.closing.Load() {
+		return false
+	}
+	_ = hc.c.SetReadDeadline(time.Now().Add(hc.b.cfg.ClientTimeout))
+	if _, err := hc.br.Peek(1); err != nil {
+		return false // closed, idle too long, or let go by Close
+	}
+	hc.idle.Store(false)
+	// From its first byte, the head has HEADER_TIMEOUT to arrive: a slowloris client never
+	// gets as far as a worker.
+	_ = hc.c.SetReadDeadline(time.Now().Add(hc.b.cfg.HeaderTimeout))
+	if err := hc.req.readHead(hc.br); err != nil {
+		var he *httpError
+		switch {
+		case errors.As(err, &he):
+			hc.fail(he)
+		case isTimeout(err):
+			hc.fail(&httpError{408, "Request Timeout"})
+		}
+		return false
+	}
+	if err := hc.req.parseRequest(); err != nil {
+		var he *httpError
+		if errors.As(err, &he) {
+			hc.fail(he)
+		}
+		return false
+	}
+	_ = hc.c.SetReadDeadline(time.Time{})
+	return hc.forward()
+}
+
+// outcome is how an exchange with a worker ended.
+type outcome int
+
+const (
+	served outcome = iota // the response went to the client
+	retry                 // failed before the worker answered; the request may go again
+	failed                // failed: the client connection cannot go on
+)
+
+// forward sends the request to the least busy worker and its response back. It reports
+// whether the client connection goes on.
+func (hc *httpConn) forward() bool {
+	req := &hc.req
+	hc.reqOut = req.appendRequest(hc.reqOut[:0], hc.ip)
+	// A small body that is already here goes out with the head in one write, and the request
+	// stays whole in reqOut for a retry. A larger one is streamed, and never retried.
+	stream := req.chunked || req.contentLength > 0
+	if n := req.contentLength; n > 0 && n <= smallBody && int64(hc.br.Buffered()) >= n {
+		b, _ := hc.br.Peek(int(n))
+		hc.reqOut = append(hc.reqOut, b...)
+		_, _ = hc.br.Discard(int(n))
+		stream = false
+	}
+	idempotent := isIdempotent(req.method)
+
+	var tried []*Backend
+	for attempt := 1; ; attempt++ {
+		be, err := hc.b.router.Acquire(tried)
+		if err != nil {
+			hc.fail(&httpError{503, "Service Unavailable: " + err.Error()})
+			return false
+		}
+		up, err := be.connect()
+		if err == nil {
+			res, closeClient := hc.exchange(be, up, stream, idempotent)
+			if res != retry {
+				hc.b.router.Release(be, true)
+				return res == served && !closeClient && !hc.b.closing.Load()
+			}
+		}
+		hc.b.router.Release(be, false)
+		// A connect that failed, or a fresh connection that broke: that worker is in trouble
+		// (it just died, say) and the next try goes elsewhere. A reused connection that broke
+		// was most likely closed by the worker while idle: try again, maybe the same worker.
+		if err != nil || !up.reused {
+			tried = append(tried, be)
+		} else {
+			be.dropIdle()
+		}
+		if attempt == attempts {
+			hc.fail(&httpError{502, "Bad Gateway: no worker answered"})
+			return false
+		}
+	}
+}
+
+// isIdempotent says whether a request may be sent twice (RFC 9110 9.2.2).
+func isIdempotent(method []byte) bool {
+	switch string(method) {
+	case "GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE":
+		return true
+	}
+	return false
+}
+
+// exchange sends the request (reqOut, then the body when stream) on up and passes the
+// response back. It returns the outcome and whether the client connection must close.
+func (hc *httpConn) exchange(be *Backend, up *upstream, stream, idempotent bool) (outcome, bool) {
+	req := &hc.req
+	if _, err := up.conn.Write(hc.reqOut); err != nil {
+		up.conn.Close()
+		return retry, false // nothing of a streamed body was read yet
+	}
+	// A body still to come is copied by its own goroutine while the response is read: the
+	// worker may answer early (413, or 100 Continue, which the client waits for).
+	var bodyDone chan error
+	if stream {
+		bodyDone = make(chan error, 1)
+		go func() { bodyDone <- hc.copyRequestBody(up) }()
+	}
+
+	for answered := false; ; answered = true {
+		err := hc.resp.readHead(up.br)
+		if err == nil {
+			err = hc.resp.parseResponse()
+		}
+		if err != nil {
+			up.conn.Close()
+			hc.waitBody(bodyDone)
+			if !answered && !stream && (up.reused || idempotent) {
+				return retry, false
+			}
+			if !answered {
+				hc.fail(&httpError{502, "Bad Gateway: no valid response from the worker"})
+			}
+			return failed, true
+		}
+		if hc.resp.status < 100 || hc.resp.status >= 200 || hc.resp.status == 101 {
+			break
+		}
+		// 100 Continue, 103 Early Hints: passed on; the real response follows.
+		hc.out = hc.resp.appendResponse(hc.out[:0], false, false)
+		if _, err := hc.bw.Write(hc.out); err != nil || hc.bw.Flush() != nil {
+			up.conn.Close()
+			hc.waitBody(bodyDone)
+			return failed, true
+		}
+	}
+
+	if hc.resp.status == 101 && req.isUpgrade() {
+		hc.out = hc.resp.appendResponse(hc.out[:0], false, false)
+		if _, err := hc.bw.Write(hc.out); err == nil && hc.bw.Flush() == nil {
+			hc.tunnel(up)
+		}
+		up.conn.Close()
+		return served, true
+	}
+
+	hasBody := responseHasBody(req.method, hc.resp.status)
+	untilClose := hasBody && !hc.resp.chunked && hc.resp.contentLength < 0
+	// The client connection can go on only when the request body was read whole.
+	bodyPending := false
+	bodyFailed := false
+	if bodyDone != nil {
+		select {
+		case err := <-bodyDone:
+			bodyDone, bodyFailed = nil, err != nil
+		default:
+			bodyPending = true
+		}
+	}
+	closeClient := req.wantsClose() || untilClose || bodyPending || bodyFailed || hc.b.closing.Load()
+
+	hc.out = hc.resp.appendResponse(hc.out[:0], closeClient, req.minor == 0 && !closeClient)
+	_, werr := hc.bw.Write(hc.out)
+	var rerr error
+	if werr == nil && hasBody {
+		flush := func() error {
+			if err := hc.bw.Flush(); err != nil {
+				werr = err
+				return err
+			}
+			return nil
+		}
+		switch {
+		case hc.resp.chunked:
+			rerr = copyChunked(hc.bw, up.br, nil, flush)
+		case hc.resp.contentLength >= 0:
+			_, rerr = copyN(hc.bw, up.br, hc.resp.contentLength, nil, flush)
+		default:
+			rerr = copyUntilEOF(hc.bw, up.br, flush)
+		}
+	}
+	if werr == nil {
+		werr = hc.bw.Flush()
+	}
+	if bodyPending {
+		// The worker answered without reading the whole body: neither connection can go on.
+		up.conn.Close()
+		hc.waitBody(bodyDone)
+		return served, true
+	}
+	if werr == nil && rerr == nil && !untilClose && !bodyFailed && !hc.resp.connClose &&
+		(hc.resp.minor == 1 || hc.resp.connKeepAlive) {
+		be.release(up)
+	} else {
+		up.conn.Close()
+	}
+	// A response the worker broke off cannot be told from a whole one but by closing.
+	return served, closeClient || werr != nil || rerr != nil
+}
+
+// waitBody waits for a body copy to end after the worker connection was closed.
+func (hc *httpConn) waitBody(done chan error) {
+	if done != nil {
+		_ = hc.c.SetReadDeadline(time.Now())
+		<-done
+	}
+}
+
+// copyRequestBody streams the request body to the worker. A client that stays silent for
+// CLIENT_TIMEOUT, or goes away, ends it; the worker connection is then closed so that the
+// response read ends too.
+func (hc *httpConn) copyRequestBody(up *upstream) error {
+	before := func() error { return hc.c.SetReadDeadline(time.Now().Add(hc.b.cfg.ClientTimeout)) }
+	var err error
+	if hc.req.chunked {
+		err = copyChunked(up.conn, hc.br, before, nil)
+	} else {
+		_, err = copyN(up.conn, hc.br, hc.req.contentLength, before, nil)
+	}
+	if err != nil {
+		up.conn.Close()
+	}
+	return err
+}
+
+// tunnel passes bytes both ways after a 101 Switching Protocols, for as long as both sides
+// keep the connection: the whole WebSocket is one session.
+func (hc *httpConn) tunnel(up *upstream) {
+	if n := hc.br.Buffered(); n > 0 {
+		b, _ := hc.br.Peek(n)
+		if _, err := up.conn.Write(b); err != nil {
+			return
+		}
+		_, _ = hc.br.Discard(n)
+	}
+	if n := up.br.Buffered(); n > 0 {
+		b, _ := up.br.Peek(n)
+		if _, err := hc.c.Write(b); err != nil {
+			return
+		}
+		_, _ = up.br.Discard(n)
+	}
+	pipe(hc.c, up.conn, hc.b.cfg.ClientTimeout)
+}
+
+// fail answers the client with an error of tender's own and closes the connection.
+func (hc *httpConn) fail(e *httpError) {
+	body := "tender: " + e.msg + "\n"
+	out := append(hc.out[:0], "HTTP/1.1 "...)
+	out = strconv.AppendInt(out, int64(e.code), 10)
+	out = append(out, ' ')
+	out = append(out, reason(e)...)
+	out = append(out, "\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: "...)
+	out = strconv.AppendInt(out, int64(len(body)), 10)
+	out = append(out, "\r\nConnection: close\r\n\r\n"...)
+	out = append(out, body...)
+	_ = hc.c.SetWriteDeadline(time.Now().Add(time.Second))
+	_, _ = hc.bw.Write(out)
+	_ = hc.bw.Flush()
+}
+
+// reason is the reason phrase: the message up to its first colon.
+func reason(e *httpError) string {
+	for i := 0; i < len(e.msg); i++ {
+		if e.msg[i] == ':' {
+			return e.msg[:i]
+		}
+	}
+	return e.msg
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout() || errors.Is(err, os.ErrDeadlineExceeded)
+}

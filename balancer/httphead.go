@@ -1,0 +1,386 @@
+package balancer
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"net"
+	"strconv"
+)
+
+// maxHead bounds a request's head (request line and headers): past it, 431.
+const maxHead = 32 << 10
+
+// httpError is a request the balancer answers itself.
+type httpError struct {
+	code int
+	msg  string
+}
+
+func (e *httpError) Error() string { return strconv.Itoa(e.code) + " " + e.msg }
+
+var (
+	errHeadTooLarge  = &httpError{431, "Request Header Fields Too Large"}
+	errBadRequest    = &httpError{400, "Bad Request"}
+	errBadVersion    = &httpError{505, "HTTP Version Not Supported"}
+	errBadTransfer   = &httpError{501, "Not Implemented: unsupported Transfer-Encoding"}
+	errBadLength     = &httpError{400, "Bad Request: conflicting Content-Length"}
+	errSmuggling     = &httpError{400, "Bad Request: both Transfer-Encoding and Content-Length"}
+	errMissingHost   = &httpError{400, "Bad Request: no Host header"}
+	errBadHeaderName = &httpError{400, "Bad Request: malformed header"}
+)
+
+// head is a parsed HTTP/1.x message head, request or response. Its slices point into buf,
+// which is reused from one message to the next.
+type head struct {
+	buf   []byte
+	first []byte   // the request or status line
+	lines [][]byte // header lines, without their line ends
+
+	minor         int   // HTTP/1.<minor>
+	status        int   // responses only
+	method        []byte
+	contentLength int64 // -1 when there is none
+	chunked       bool
+	connClose     bool
+	connKeepAlive bool
+	connUpgrade   bool
+	upgrade       bool // an Upgrade header is present
+	expect100     bool
+	host          bool
+	hasXFP        bool
+	xff           []byte   // the X-Forwarded-For values already present, joined
+	connTokens    [][]byte // other header names listed in Connection: hop-by-hop too
+}
+
+// readHead reads a head from br into h.buf: lines up to the empty line. A line longer than
+// br's buffer, or a head past maxHead, is errHeadTooLarge.
+func (h *head) readHead(br *bufio.Reader) error {
+	h.buf = h.buf[:0]
+	h.lines = h.lines[:0]
+	starts := [64]int{}
+	offsets := starts[:0]
+	for {
+		line, err := br.ReadSlice('\n')
+		if errors.Is(err, bufio.ErrBufferFull) {
+			return errHeadTooLarge
+		}
+		if err != nil {
+			var ne net.Error
+			if (len(h.buf) > 0 || len(line) > 0) && !(errors.As(err, &ne) && ne.Timeout()) {
+				return errBadRequest // cut short
+			}
+			return err
+		}
+		if len(h.buf)+len(line) > maxHead {
+			return errHeadTooLarge
+		}
+		line = trimEOL(line)
+		if len(line) == 0 {
+			if len(h.buf) == 0 {
+				continue // stray line ends between requests are allowed (RFC 9112 2.2)
+			}
+			break
+		}
+		offsets = append(offsets, len(h.buf))
+		h.buf = append(h.buf, line...)
+		offsets = append(offsets, len(h.buf))
+	}
+	h.first = h.buf[offsets[0]:offsets[1]]
+	for i := 2; i < len(offsets); i += 2 {
+		h.lines = append(h.lines, h.buf[offsets[i]:offsets[i+1]])
+	}
+	return nil
+}
+
+func trimEOL(line []byte) []byte {
+	line = line[:len(line)-1]
+	if n := len(line); n > 0 && line[n-1] == '\r' {
+		line = line[:n-1]
+	}
+	return line
+}
+
+// parseRequest checks and parses a request head read by readHead.
+func (h *head) parseRequest() error {
+	// method SP request-target SP HTTP-version
+	sp1 := bytes.IndexByte(h.first, ' ')
+	sp2 := bytes.LastIndexByte(h.first, ' ')
+	if sp1 <= 0 || sp2 <= sp1+1 || !isToken(h.first[:sp1]) || bytes.ContainsAny(h.first[sp1+1:sp2], " \t\r") {
+		return errBadRequest
+	}
+	h.method = h.first[:sp1]
+	minor, ok := parseVersion(h.first[sp2+1:])
+	if !ok {
+		return errBadVersion
+	}
+	h.minor = minor
+	if err := h.parseHeaders(true); err != nil {
+		return err
+	}
+	if h.minor == 1 && !h.host {
+		return errMissingHost
+	}
+	return nil
+}
+
+// parseResponse parses a response head read by readHead.
+func (h *head) parseResponse() error {
+	// HTTP-version SP status-code SP reason
+	if len(h.first) < 12 || h.first[8] != ' ' {
+		return errBadRequest
+	}
+	minor, ok := parseVersion(h.first[:8])
+	if !ok {
+		return errBadVersion
+	}
+	code, err := strconv.Atoi(string(h.first[9:12]))
+	if err != nil || code < 100 || code > 999 || (len(h.first) > 12 && h.first[12] != ' ') {
+		return errBadRequest
+	}
+	h.minor, h.status = minor, code
+	return h.parseHeaders(false)
+}
+
+func parseVersion(v []byte) (minor int, ok bool) {
+	if len(v) != 8 || string(v[:7]) != "HTTP/1." || v[7] < '0' || v[7] > '9' {
+		return 0, false
+	}
+	return int(v[7] - '0'), true
+}
+
+// parseHeaders reads the framing and connection headers. strict (requests) refuses what
+// could smuggle a second request: obs-fold, whitespace before the colon, conflicting lengths,
+// Transfer-Encoding with Content-Length, a Transfer-Encoding that does not end in chunked.
+func (h *head) parseHeaders(strict bool) error {
+	h.contentLength = -1
+	h.chunked, h.connClose, h.connKeepAlive, h.connUpgrade = false, false, false, false
+	h.upgrade, h.expect100, h.host, h.hasXFP = false, false, false, false
+	h.xff = h.xff[:0]
+	h.connTokens = h.connTokens[:0]
+	hasTE := false
+	for _, line := range h.lines {
+		if line[0] == ' ' || line[0] == '\t' {
+			if strict {
+				return errBadHeaderName // obs-fold
+			}
+			continue
+		}
+		colon := bytes.IndexByte(line, ':')
+		if colon <= 0 || !isToken(line[:colon]) {
+			if strict {
+				return errBadHeaderName
+			}
+			continue
+		}
+		name, value := line[:colon], bytes.TrimSpace(line[colon+1:])
+		switch {
+		case equalFold(name, "Content-Length"):
+			n, ok := parseLength(value)
+			if !ok || (h.contentLength >= 0 && n != h.contentLength) {
+				return errBadLength
+			}
+			h.contentLength = n
+		case equalFold(name, "Transfer-Encoding"):
+			hasTE = true
+			h.chunked = lastToken(value, "chunked")
+			if !h.chunked {
+				if strict {
+					return errBadTransfer
+				}
+			}
+		case equalFold(name, "Connection"):
+			forEachToken(value, func(tok []byte) {
+				switch {
+				case equalFold(tok, "close"):
+					h.connClose = true
+				case equalFold(tok, "keep-alive"):
+					h.connKeepAlive = true
+				case equalFold(tok, "upgrade"):
+					h.connUpgrade = true
+				default:
+					h.connTokens = append(h.connTokens, tok)
+				}
+			})
+		case equalFold(name, "Upgrade"):
+			h.upgrade = true
+		case equalFold(name, "Host"):
+			h.host = true
+		case equalFold(name, "Expect"):
+			h.expect100 = equalFold(value, "100-continue")
+		case equalFold(name, "X-Forwarded-For"):
+			if len(h.xff) > 0 {
+				h.xff = append(h.xff, ", "...)
+			}
+			h.xff = append(h.xff, value...)
+		case equalFold(name, "X-Forwarded-Proto"):
+			h.hasXFP = true
+		}
+	}
+	if hasTE {
+		if strict && (h.contentLength >= 0 || h.minor == 0) {
+			return errSmuggling
+		}
+		h.contentLength = -1 // Transfer-Encoding wins (RFC 9112 6.3)
+	}
+	return nil
+}
+
+// isUpgrade reports whether the request asks to switch protocols (WebSocket).
+func (h *head) isUpgrade() bool { return h.upgrade && h.connUpgrade }
+
+// wantsClose reports whether the client asked to close after this exchange: HTTP/1.1 keeps
+// the connection unless told to close, HTTP/1.0 closes unless told to keep it.
+func (h *head) wantsClose() bool {
+	if h.minor == 0 {
+		return !h.connKeepAlive || h.connClose
+	}
+	return h.connClose
+}
+
+// hopByHop reports whether a header line is about this connection only, to be dropped when the
+// message is passed on.
+func (h *head) hopByHop(name []byte, upgrade bool) bool {
+	switch {
+	case equalFold(name, "Connection"), equalFold(name, "Keep-Alive"), equalFold(name, "Proxy-Connection"):
+		return true
+	case equalFold(name, "Upgrade"):
+		return !upgrade
+	}
+	for _, tok := range h.connTokens {
+		if equalFold(name, string(tok)) {
+			return true
+		}
+	}
+	return false
+}
+
+// appendRequest writes the request head as it goes to the worker: hop-by-hop headers dropped,
+// X-Forwarded-For and -Proto added, and a Connection header of tender's own.
+func (h *head) appendRequest(out []byte, clientIP string) []byte {
+	upgrade := h.isUpgrade()
+	out = append(out, h.first...)
+	out = append(out, "\r\n"...)
+	for _, line := range h.lines {
+		colon := bytes.IndexByte(line, ':')
+		name := line[:colon]
+		if h.hopByHop(name, upgrade) || equalFold(name, "X-Forwarded-For") {
+			continue
+		}
+		out = append(out, line...)
+		out = append(out, "\r\n"...)
+	}
+	if len(h.xff) > 0 || clientIP != "" {
+		out = append(out, "X-Forwarded-For: "...)
+		out = append(out, h.xff...)
+		if len(h.xff) > 0 && clientIP != "" {
+			out = append(out, ", "...)
+		}
+		out = append(out, clientIP...)
+		out = append(out, "\r\n"...)
+	}
+	if !h.hasXFP {
+		out = append(out, "X-Forwarded-Proto: http\r\n"...)
+	}
+	switch {
+	case upgrade:
+		out = append(out, "Connection: Upgrade\r\n"...)
+	case h.minor == 0:
+		out = append(out, "Connection: keep-alive\r\n"...)
+	}
+	return append(out, "\r\n"...)
+}
+
+// appendResponse writes the response head as it goes to the client: the worker's hop-by-hop
+// headers dropped (but for a 101, which hands the connection over) and tender's own
+// Connection header for the client.
+func (h *head) appendResponse(out []byte, closeClient, keepAlive10 bool) []byte {
+	out = append(out, h.first...)
+	out = append(out, "\r\n"...)
+	switching := h.status == 101
+	for _, line := range h.lines {
+		colon := bytes.IndexByte(line, ':')
+		if colon > 0 && !switching && h.hopByHop(line[:colon], false) {
+			continue
+		}
+		out = append(out, line...)
+		out = append(out, "\r\n"...)
+	}
+	switch {
+	case switching:
+	case closeClient:
+		out = append(out, "Connection: close\r\n"...)
+	case keepAlive10:
+		out = append(out, "Connection: keep-alive\r\n"...)
+	}
+	return append(out, "\r\n"...)
+}
+
+// responseHasBody reports whether a response to method with this status carries a body.
+func responseHasBody(method []byte, status int) bool {
+	return status >= 200 && status != 204 && status != 304 && string(method) != "HEAD"
+}
+
+func parseLength(v []byte) (int64, bool) {
+	if len(v) == 0 || len(v) > 18 {
+		return 0, false
+	}
+	var n int64
+	for _, c := range v {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	return n, true
+}
+
+// lastToken reports whether the last comma-separated token of v is tok.
+func lastToken(v []byte, tok string) bool {
+	if i := bytes.LastIndexByte(v, ','); i >= 0 {
+		v = v[i+1:]
+	}
+	return equalFold(bytes.TrimSpace(v), tok)
+}
+
+func forEachToken(v []byte, fn func([]byte)) {
+	for len(v) > 0 {
+		i := bytes.IndexByte(v, ',')
+		tok := v
+		if i >= 0 {
+			tok, v = v[:i], v[i+1:]
+		} else {
+			v = nil
+		}
+		if tok = bytes.TrimSpace(tok); len(tok) > 0 {
+			fn(tok)
+		}
+	}
+}
+
+// equalFold is ASCII case-insensitive equality, without allocating.
+func equalFold(a []byte, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		x, y := a[i], b[i]
+		if x|0x20 != y|0x20 || (x|0x20 < 'a' || x|0x20 > 'z') && x != y {
+			return false
+		}
+	}
+	return true
+}
+
+// isToken reports whether b is an RFC 9110 token (a method or header name).
+func isToken(b []byte) bool {
+	if len(b) == 0 {
+		return false
+	}
+	for _, c := range b {
+		if c <= ' ' || c >= 0x7f || bytes.IndexByte([]byte(`"(),/:;<=>?@[\]{}`), c) >= 0 {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,198 @@
+package balancer
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+)
+
+func parseReq(raw string) (*head, error) {
+	var h head
+	if err := h.readHead(bufio.NewReaderSize(strings.NewReader(raw), readBuf)); err != nil {
+		return &h, err
+	}
+	return &h, h.parseRequest()
+}
+
+func TestParseRequest(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		raw   string
+		err   error
+		check func(*head) bool
+	}{
+		{"simple GET", "GET / HTTP/1.1\r\nHost: a\r\n\r\n", nil,
+			func(h *head) bool { return h.contentLength == -1 && !h.chunked && !h.wantsClose() && string(h.method) == "GET" }},
+		{"bare LF line ends", "GET / HTTP/1.1\nHost: a\n\n", nil, func(h *head) bool { return h.host }},
+		{"leading empty lines", "\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n", nil, func(h *head) bool { return true }},
+		{"content length", "POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\n", nil, func(h *head) bool { return h.contentLength == 5 }},
+		{"same length twice", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\ncontent-length: 5\r\n\r\n", nil, func(h *head) bool { return h.contentLength == 5 }},
+		{"chunked", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", nil, func(h *head) bool { return h.chunked }},
+		{"close", "GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", nil, func(h *head) bool { return h.wantsClose() }},
+		{"1.0 closes", "GET / HTTP/1.0\r\n\r\n", nil, func(h *head) bool { return h.wantsClose() && h.minor == 0 }},
+		{"1.0 keep-alive", "GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n", nil, func(h *head) bool { return !h.wantsClose() }},
+		{"websocket", "GET /ws HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, Upgrade\r\nUpgrade: websocket\r\n\r\n", nil, func(h *head) bool { return h.isUpgrade() }},
+		{"expect", "PUT / HTTP/1.1\r\nHost: a\r\nExpect: 100-Continue\r\nContent-Length: 1\r\n\r\n", nil, func(h *head) bool { return h.expect100 }},
+
+		{"no host in 1.1", "GET / HTTP/1.1\r\n\r\n", errMissingHost, nil},
+		{"HTTP/2 preface", "PRI * HTTP/2.0\r\n\r\n", errBadVersion, nil},
+		{"HTTP/0.9", "GET /\r\n\r\n", errBadRequest, nil},
+		{"garbage", "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n", errBadRequest, nil},
+		{"space in target", "GET /a b HTTP/1.1\r\nHost: a\r\n\r\n", errBadRequest, nil},
+		{"bad method", "G(ET / HTTP/1.1\r\nHost: a\r\n\r\n", errBadRequest, nil},
+		{"obs-fold", "GET / HTTP/1.1\r\nHost: a\r\nX: 1\r\n 2\r\n\r\n", errBadHeaderName, nil},
+		{"space before colon", "GET / HTTP/1.1\r\nHost : a\r\n\r\n", errBadHeaderName, nil},
+		{"no colon", "GET / HTTP/1.1\r\nHost a\r\n\r\n", errBadHeaderName, nil},
+		{"conflicting lengths", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n", errBadLength, nil},
+		{"negative length", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n", errBadLength, nil},
+		{"length with sign", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: +5\r\n\r\n", errBadLength, nil},
+		{"TE and CL", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n", errSmuggling, nil},
+		{"TE not ending in chunked", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, gzip\r\n\r\n", errBadTransfer, nil},
+		{"TE in 1.0", "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", errSmuggling, nil},
+		{"header line too long", "GET / HTTP/1.1\r\nHost: a\r\nX: " + strings.Repeat("a", readBuf) + "\r\n\r\n", errHeadTooLarge, nil},
+		{"head too large", "GET / HTTP/1.1\r\nHost: a\r\n" + strings.Repeat("X-A: "+strings.Repeat("a", 1000)+"\r\n", 40) + "\r\n", errHeadTooLarge, nil},
+		{"cut short", "GET / HTTP/1.1\r\nHost: a\r\n", errBadRequest, nil},
+	} {
+		h, err := parseReq(tc.raw)
+		if !errors.Is(err, tc.err) {
+			t.Errorf("%s: got error %v, want %v", tc.name, err, tc.err)
+			continue
+		}
+		if err == nil && !tc.check(h) {
+			t.Errorf("%s: parsed %+v", tc.name, h)
+		}
+	}
+}
+
+func TestRequestRewrite(t *testing.T) {
+	h, err := parseReq("GET /p?q HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, X-Hop\r\nX-Hop: 1\r\nKeep-Alive: 300\r\n" +
+		"X-Forwarded-For: 10.0.0.1\r\nx-forwarded-for: 10.0.0.2\r\nUpgrade: h2c\r\nAccept: */*\r\n\r\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := string(h.appendRequest(nil, "127.0.0.1"))
+	want := "GET /p?q HTTP/1.1\r\nHost: a\r\nAccept: */*\r\nX-Forwarded-For: 10.0.0.1, 10.0.0.2, 127.0.0.1\r\nX-Forwarded-Proto: http\r\n\r\n"
+	if got != want {
+		t.Errorf("rewritten request:\n%q\nwant\n%q", got, want)
+	}
+
+	h, _ = parseReq("GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nX-Forwarded-Proto: https\r\n\r\n")
+	got = string(h.appendRequest(nil, ""))
+	want = "GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nX-Forwarded-Proto: https\r\nConnection: Upgrade\r\n\r\n"
+	if got != want {
+		t.Errorf("rewritten upgrade:\n%q\nwant\n%q", got, want)
+	}
+
+	h, _ = parseReq("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+	if got := string(h.appendRequest(nil, "::1")); !strings.HasSuffix(got, "X-Forwarded-For: ::1\r\nX-Forwarded-Proto: http\r\nConnection: keep-alive\r\n\r\n") {
+		t.Errorf("HTTP/1.0 keep-alive request: %q", got)
+	}
+}
+
+func TestResponseParseAndRewrite(t *testing.T) {
+	var h head
+	raw := "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\nX-A: b\r\n\r\n"
+	if err := h.readHead(bufio.NewReader(strings.NewReader(raw))); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.parseResponse(); err != nil || h.status != 200 || h.contentLength != 3 || h.connClose {
+		t.Fatalf("parsed %+v, %v", h, err)
+	}
+	if got := string(h.appendResponse(nil, true, false)); got != "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nX-A: b\r\nConnection: close\r\n\r\n" {
+		t.Errorf("response to a closing client: %q", got)
+	}
+	if got := string(h.appendResponse(nil, false, true)); !strings.HasSuffix(got, "X-A: b\r\nConnection: keep-alive\r\n\r\n") {
+		t.Errorf("response to an HTTP/1.0 keep-alive client: %q", got)
+	}
+	for raw, status := range map[string]int{"HTTP/1.1 204\r\n\r\n": 204, "HTTP/1.0 404 Not Found\r\n\r\n": 404} {
+		h.readHead(bufio.NewReader(strings.NewReader(raw)))
+		if err := h.parseResponse(); err != nil || h.status != status {
+			t.Errorf("%q: %d %v", raw, h.status, err)
+		}
+	}
+	for _, raw := range []string{"HTTP/1.1 2000 OK\r\n\r\n", "HTTX/1.1 200 OK\r\n\r\n", "HTTP/1.1 20 OK\r\n\r\n"} {
+		h.readHead(bufio.NewReader(strings.NewReader(raw)))
+		if err := h.parseResponse(); err == nil {
+			t.Errorf("%q accepted", raw)
+		}
+	}
+	if responseHasBody([]byte("HEAD"), 200) || responseHasBody([]byte("GET"), 304) || !responseHasBody([]byte("GET"), 200) {
+		t.Error("responseHasBody")
+	}
+}
+
+func TestCopyChunked(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		ok   bool
+		rest string
+	}{
+		{"5\r\nhello\r\n0\r\n\r\nNEXT", true, "NEXT"},
+		{"5;ext=1\r\nhello\r\nA\r\n0123456789\r\n0\r\nTrailer: x\r\n\r\nNEXT", true, "NEXT"},
+		{"0\r\n\r\n", true, ""},
+		{"5\r\nhel", false, ""},
+		{"5\r\nhelloX\r\n0\r\n\r\n", false, ""},
+		{"zz\r\n", false, ""},
+		{"1234567890123456\r\n", false, ""}, // too big
+		{"\r\n", false, ""},
+	} {
+		r := bufio.NewReader(strings.NewReader(tc.in))
+		var out bytes.Buffer
+		err := copyChunked(&out, r, nil, nil)
+		if (err == nil) != tc.ok {
+			t.Errorf("%q: %v", tc.in, err)
+			continue
+		}
+		if tc.ok {
+			rest, _ := io.ReadAll(r)
+			if out.String()+string(rest) != tc.in || string(rest) != tc.rest {
+				t.Errorf("%q: copied %q, left %q", tc.in, out.String(), rest)
+			}
+		}
+	}
+}
+
+func TestEqualFold(t *testing.T) {
+	for _, tc := range []struct {
+		a, b string
+		eq   bool
+	}{
+		{"Content-Length", "content-length", true}, {"CONTENT-LENGTH", "Content-Length", true},
+		{"Content-Lengtx", "Content-Length", false}, {"Content-Length-", "Content-Length", false},
+		{"-", "\r", false}, {"@", "`", false}, {"[", "{", false},
+	} {
+		if equalFold([]byte(tc.a), tc.b) != tc.eq {
+			t.Errorf("equalFold(%q, %q) != %v", tc.a, tc.b, tc.eq)
+		}
+	}
+}
+
+// FuzzParseRequest: no input makes the parser panic, and what it accepts it writes out as a
+// request whose framing it reads back the same.
+func FuzzParseRequest(f *testing.F) {
+	for _, s := range []string{
+		"GET / HTTP/1.1\r\nHost: a\r\n\r\n",
+		"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello",
+		"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+		"GET / HTTP/1.0\r\nConnection: keep-alive, x\r\nx: 1\r\n\r\n",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		h, err := parseReq(raw)
+		if err != nil {
+			return
+		}
+		out := h.appendRequest(nil, "127.0.0.1")
+		h2, err := parseReq(string(out))
+		if err != nil {
+			t.Fatalf("tender's own rewrite does not parse: %v\n%q", err, out)
+		}
+		if h2.contentLength != h.contentLength || h2.chunked != h.chunked || h2.isUpgrade() != h.isUpgrade() {
+			t.Fatalf("framing changed in the rewrite:\n%q\n%q", raw, out)
+		}
+	})
+}

@@ -1,0 +1,174 @@
+package balancer
+
+import (
+	"errors"
+	"slices"
+	"sync"
+	"time"
+)
+
+// Errors of Acquire: the session is answered 503 (HTTP) or closed (TCP).
+var (
+	ErrQueueFull    = errors.New("the queue is full")
+	ErrQueueTimeout = errors.New("no worker was free in time")
+	ErrClosed       = errors.New("tender is stopping")
+)
+
+// Router hands sessions to backends: to the routable one with the lowest busyness, or, when
+// none has room, through one FIFO queue.
+type Router struct {
+	concurrency  int
+	queueSize    int
+	queueTimeout time.Duration
+
+	mu       sync.Mutex
+	backends []*Backend
+	queue    []*waiter
+	start    int // where the next search starts, so that ties take turns
+	closed   bool
+}
+
+type waiter struct {
+	got     chan *Backend // one backend, or nil when the router closes
+	exclude []*Backend
+}
+
+// NewRouter makes a router for workers taking concurrency sessions each (0 = unlimited).
+func NewRouter(concurrency, queueSize int, queueTimeout time.Duration) *Router {
+	return &Router{concurrency: concurrency, queueSize: queueSize, queueTimeout: queueTimeout}
+}
+
+// Add makes b available for sessions once it is routable.
+func (r *Router) Add(b *Backend) {
+	r.mu.Lock()
+	r.backends = append(r.backends, b)
+	r.dispatchLocked()
+	r.mu.Unlock()
+}
+
+// Remove forgets b; its sessions in flight go on until they end.
+func (r *Router) Remove(b *Backend) {
+	r.mu.Lock()
+	r.backends = slices.DeleteFunc(r.backends, func(x *Backend) bool { return x == b })
+	r.mu.Unlock()
+	b.closeIdle()
+}
+
+// QueueLen is the number of sessions waiting for a worker.
+func (r *Router) QueueLen() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.queue)
+}
+
+// Acquire returns the backend for a new session, counted in its sessions, avoiding those in
+// exclude (backends that just failed to connect). When no backend has room the session waits
+// in the queue, first come first served, up to the queue timeout.
+func (r *Router) Acquire(exclude []*Backend) (*Backend, error) {
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return nil, ErrClosed
+	}
+	if len(r.queue) == 0 {
+		if b := r.pickLocked(exclude); b != nil {
+			r.mu.Unlock()
+			return b, nil
+		}
+	}
+	if len(r.queue) >= r.queueSize {
+		r.mu.Unlock()
+		return nil, ErrQueueFull
+	}
+	w := &waiter{got: make(chan *Backend, 1), exclude: exclude}
+	r.queue = append(r.queue, w)
+	r.mu.Unlock()
+
+	timer := time.NewTimer(r.queueTimeout)
+	defer timer.Stop()
+	select {
+	case b := <-w.got:
+		if b == nil {
+			return nil, ErrClosed
+		}
+		return b, nil
+	case <-timer.C:
+	}
+	r.mu.Lock()
+	queued := slices.Contains(r.queue, w)
+	r.queue = slices.DeleteFunc(r.queue, func(x *waiter) bool { return x == w })
+	r.mu.Unlock()
+	if queued {
+		return nil, ErrQueueTimeout
+	}
+	// Handed a backend just as the time ran out: take it.
+	if b := <-w.got; b != nil {
+		return b, nil
+	}
+	return nil, ErrClosed
+}
+
+// Release ends a session on b; done says it was served (it counts in processed). The freed
+// room goes to the first session in the queue.
+func (r *Router) Release(b *Backend, done bool) {
+	if done {
+		b.processed.Add(1)
+	}
+	r.mu.Lock()
+	b.sessions.Add(-1)
+	if len(r.queue) > 0 {
+		r.dispatchLocked()
+	}
+	r.mu.Unlock()
+}
+
+// Close fails every queued session and every later Acquire: tender is stopping.
+func (r *Router) Close() {
+	r.mu.Lock()
+	r.closed = true
+	for _, w := range r.queue {
+		w.got <- nil
+	}
+	r.queue = nil
+	r.mu.Unlock()
+}
+
+// dispatchLocked gives free room to queued sessions, in order.
+func (r *Router) dispatchLocked() {
+	for len(r.queue) > 0 {
+		w := r.queue[0]
+		b := r.pickLocked(w.exclude)
+		if b == nil {
+			return
+		}
+		r.queue = r.queue[1:]
+		w.got <- b
+	}
+}
+
+// pickLocked takes the routable backend with the lowest busyness and room for one more
+// session, and counts the session in it. Among equals, the search starts one further each
+// time, so that they take turns.
+func (r *Router) pickLocked(exclude []*Backend) *Backend {
+	n := len(r.backends)
+	var best *Backend
+	var bestBusy int64
+	for i := 0; i < n; i++ {
+		b := r.backends[(r.start+i)%n]
+		if !b.Routable() || slices.Contains(exclude, b) {
+			continue
+		}
+		s := b.sessions.Load()
+		if Full(s, r.concurrency) {
+			continue
+		}
+		if busy := Busyness(s, r.concurrency); best == nil || busy < bestBusy {
+			best, bestBusy = b, busy
+		}
+	}
+	if best != nil {
+		best.sessions.Add(1)
+		r.start = (r.start + 1) % n
+	}
+	return best
+}

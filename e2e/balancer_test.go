@@ -1,0 +1,673 @@
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"github.com/tenderinit/tender/apps"
+)
+
+// Front is a pool behind tender's front socket.
+type Front struct {
+	*Pool
+	Addr string
+}
+
+func startFront(t *testing.T, protocol string, env []string) *Front {
+	t.Helper()
+	addr := "127.0.0.1:" + freePort(t)
+	env = append([]string{"TENDER_LISTEN=" + addr, "TENDER_PROTOCOL=" + protocol}, env...)
+	return &Front{Pool: startPool(t, env, "--", bin.testapp, "serve"), Addr: addr}
+}
+
+// get sends one request through the front and returns the status and body.
+func (f *Front) get(client *http.Client, path string) (int, string, error) {
+	resp, err := client.Get("http://" + f.Addr + path)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), err
+}
+
+func sessions(st apps.Status) []int64 {
+	var out []int64
+	for _, w := range st.Workers {
+		out = append(out, w.Sessions)
+	}
+	return out
+}
+
+// The seed scenario: 4 workers with unlimited concurrency, 100 concurrent long sessions held
+// open by the workers: every worker holds 25 ± 1.
+func TestSeedScenarioSpreadsLongSessions(t *testing.T) {
+	for _, proto := range []string{"http", "tcp"} {
+		t.Run(proto, func(t *testing.T) {
+			t.Parallel()
+			f := startFront(t, proto, []string{"TENDER_WORKERS=4"})
+			f.waitFor("4 ready", 10*time.Second, nReady(4))
+			var wg sync.WaitGroup
+			var failures atomic.Int32
+			for i := 0; i < 100; i++ {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					c, err := net.Dial("tcp", f.Addr)
+					if err != nil {
+						failures.Add(1)
+						return
+					}
+					defer c.Close()
+					fmt.Fprintf(c, "GET /hold?ms=4000 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+					b, _ := io.ReadAll(c)
+					if !strings.HasPrefix(string(b), "HTTP/1.1 200") {
+						failures.Add(1)
+					}
+				}()
+			}
+			st := f.waitFor("100 sessions in flight", 10*time.Second, func(st apps.Status) bool {
+				var total int64
+				for _, s := range sessions(st) {
+					total += s
+				}
+				return total == 100
+			})
+			for _, w := range st.Workers {
+				if w.Sessions < 24 || w.Sessions > 26 {
+					t.Errorf("sessions per worker %v: want 25 ± 1 each", sessions(st))
+					break
+				}
+			}
+			wg.Wait()
+			if failures.Load() != 0 {
+				t.Errorf("%d of the 100 sessions failed", failures.Load())
+			}
+			st, _ = f.Status()
+			var processed uint64
+			for _, w := range st.Workers {
+				processed += w.Processed
+			}
+			if processed != 100 {
+				t.Errorf("processed %d sessions in all, want 100", processed)
+			}
+			f.Signal(syscall.SIGTERM)
+			f.Wait(15 * time.Second)
+		})
+	}
+}
+
+// Concurrency 1 with 4 workers and 8 concurrent requests: 4 are served, 4 wait in the queue
+// and are served in order as slots free; with the queue full, the next gets 503 at once.
+func TestConcurrencyLimitAndQueue(t *testing.T) {
+	t.Parallel()
+	f := startFront(t, "http", []string{"TENDER_WORKERS=4", "TENDER_CONCURRENCY=1", "TENDER_QUEUE_SIZE=4"})
+	f.waitFor("4 ready", 10*time.Second, nReady(4))
+	type result struct {
+		i    int
+		code int
+		at   time.Time
+	}
+	results := make(chan result, 8)
+	start := time.Now()
+	for i := 0; i < 8; i++ {
+		go func() {
+			code, _, _ := f.get(&http.Client{}, "/hold?ms=600")
+			results <- result{i, code, time.Now()}
+		}()
+		if i >= 4 {
+			waitQueueLen(t, f, i-3) // the queue order is the order of sending
+		} else {
+			f.waitFor("sessions in flight", 5*time.Second, func(st apps.Status) bool {
+				var n int64
+				for _, s := range sessions(st) {
+					n += s
+				}
+				return n == int64(i+1)
+			})
+		}
+	}
+	st, _ := f.Status()
+	for _, w := range st.Workers {
+		if w.Sessions != 1 {
+			t.Errorf("sessions %v with concurrency 1: want 1 each", sessions(st))
+			break
+		}
+	}
+	if st.Queue != 4 {
+		t.Errorf("queue %d, want 4", st.Queue)
+	}
+	// The queue is full: the next request is refused at once.
+	t0 := time.Now()
+	code, body, err := f.get(&http.Client{}, "/")
+	if code != 503 || time.Since(t0) > 500*time.Millisecond {
+		t.Errorf("past a full queue: %d %q %v after %v, want 503 at once", code, body, err, time.Since(t0))
+	}
+	var got []result
+	for i := 0; i < 8; i++ {
+		got = append(got, <-results)
+	}
+	var done []int
+	for _, r := range got {
+		if r.code != 200 {
+			t.Errorf("request %d got %d", r.i, r.code)
+		}
+		if r.i < 4 && r.at.Sub(start) > 1100*time.Millisecond || r.i >= 4 && r.at.Sub(start) < 1100*time.Millisecond {
+			t.Errorf("request %d done after %v: the first 4 take one hold, the queued 4 two", r.i, r.at.Sub(start))
+		}
+		if r.i >= 4 {
+			done = append(done, r.i)
+		}
+	}
+	f.Signal(syscall.SIGTERM)
+	f.Wait(15 * time.Second)
+}
+
+func waitQueueLen(t *testing.T, f *Front, n int) {
+	t.Helper()
+	f.waitFor(fmt.Sprintf("%d queued", n), 5*time.Second, func(st apps.Status) bool { return st.Queue == n })
+}
+
+// load sends requests from n clients until stop is closed, and counts them.
+func load(f *Front, n int, stop <-chan struct{}) (ok, failed *atomic.Int64, errs chan string) {
+	ok, failed = &atomic.Int64{}, &atomic.Int64{}
+	errs = make(chan string, 100)
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			client := &http.Client{Timeout: 10 * time.Second}
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				code, body, err := f.get(client, "/")
+				if err == nil && code == 200 {
+					ok.Add(1)
+					continue
+				}
+				failed.Add(1)
+				select {
+				case errs <- fmt.Sprintf("%d %q %v", code, body, err):
+				default:
+				}
+			}
+		}()
+	}
+	go func() { wg.Wait(); close(errs) }()
+	return ok, failed, errs
+}
+
+// SIGKILL a worker while clients send a steady stream of new requests: none fails.
+func TestKilledWorkerLosesNoRequest(t *testing.T) {
+	t.Parallel()
+	f := startFront(t, "http", []string{"TENDER_WORKERS=3"})
+	st := f.waitFor("3 ready", 10*time.Second, nReady(3))
+	stop := make(chan struct{})
+	ok, failed, errs := load(f, 8, stop)
+	time.Sleep(300 * time.Millisecond)
+	killInNamespace(t, f.Run, st.Workers[1].Pid, syscall.SIGKILL)
+	time.Sleep(time.Second)
+	close(stop)
+	for e := range errs {
+		t.Errorf("a request failed: %s", e)
+	}
+	if ok.Load() < 100 || failed.Load() != 0 {
+		t.Errorf("%d requests served, %d failed", ok.Load(), failed.Load())
+	}
+	f.waitFor("the killed worker replaced", 10*time.Second, nReady(3))
+	f.Signal(syscall.SIGTERM)
+	f.Wait(15 * time.Second)
+}
+
+// SIGHUP under load: every worker is replaced, never fewer than N-1 ready, no failed request.
+func TestRollingRestartUnderLoad(t *testing.T) {
+	t.Parallel()
+	const n = 3
+	f := startFront(t, "http", []string{"TENDER_WORKERS=3"})
+	before := f.waitFor("3 ready", 10*time.Second, nReady(n))
+	stop := make(chan struct{})
+	ok, failed, errs := load(f, 6, stop)
+	time.Sleep(200 * time.Millisecond)
+	f.Signal(syscall.SIGHUP)
+	fewest := n
+	eventually(t, 20*time.Second, "every worker replaced", func() bool {
+		st, err := f.Status()
+		if err != nil {
+			return false
+		}
+		fewest = min(fewest, len(ready(st)))
+		if len(ready(st)) != n || len(st.Workers) != n {
+			return false
+		}
+		for _, w := range st.Workers {
+			for _, o := range before.Workers {
+				if w.Pid == o.Pid {
+					return false
+				}
+			}
+		}
+		return true
+	})
+	close(stop)
+	for e := range errs {
+		t.Errorf("a request failed: %s", e)
+	}
+	if fewest < n-1 {
+		t.Errorf("at one moment only %d workers were ready, want at least %d", fewest, n-1)
+	}
+	if ok.Load() < 100 || failed.Load() != 0 {
+		t.Errorf("%d requests served, %d failed", ok.Load(), failed.Load())
+	}
+	f.Signal(syscall.SIGTERM)
+	f.Wait(15 * time.Second)
+}
+
+// TENDER_MAX_REQUESTS recycles workers without a failed request.
+func TestMaxRequestsRecycles(t *testing.T) {
+	t.Parallel()
+	f := startFront(t, "http", []string{"TENDER_WORKERS=2", "TENDER_MAX_REQUESTS=100"})
+	before := f.waitFor("2 ready", 10*time.Second, nReady(2))
+	stop := make(chan struct{})
+	ok, failed, errs := load(f, 4, stop)
+	eventually(t, 20*time.Second, "both workers recycled", func() bool {
+		st, err := f.Status()
+		if err != nil || !nReady(2)(st) {
+			return false
+		}
+		for _, w := range st.Workers {
+			if w.Pid == before.Workers[0].Pid || w.Pid == before.Workers[1].Pid {
+				return false
+			}
+		}
+		return true
+	})
+	close(stop)
+	for e := range errs {
+		t.Errorf("a request failed: %s", e)
+	}
+	if failed.Load() != 0 || !strings.Contains(f.Stderr.String(), "TENDER_MAX_REQUESTS") {
+		t.Errorf("%d served, %d failed; log:\n%s", ok.Load(), failed.Load(), f.Stderr)
+	}
+	f.Signal(syscall.SIGTERM)
+	f.Wait(15 * time.Second)
+}
+
+func TestWebSocketUpgrade(t *testing.T) {
+	t.Parallel()
+	f := startFront(t, "http", []string{"TENDER_WORKERS=2"})
+	f.waitFor("2 ready", 10*time.Second, nReady(2))
+	c, err := net.Dial("tcp", f.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Fprintf(c, "GET /ws HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != 101 || resp.Header.Get("Upgrade") != "websocket" {
+		t.Fatalf("upgrade answered %v %v", resp, err)
+	}
+	for i := 0; i < 3; i++ {
+		fmt.Fprintf(c, "message %d\n", i)
+		line, err := br.ReadString('\n')
+		if err != nil || line != fmt.Sprintf("echo message %d\n", i) {
+			t.Fatalf("through the tunnel: %q %v", line, err)
+		}
+	}
+	// The whole upgraded connection is one session.
+	st, _ := f.Status()
+	var inFlight int64
+	for _, s := range sessions(st) {
+		inFlight += s
+	}
+	if inFlight != 1 {
+		t.Errorf("sessions %v while the WebSocket is open, want 1 in all", sessions(st))
+	}
+	c.Close()
+	f.waitFor("the session over", 5*time.Second, func(st apps.Status) bool {
+		for _, s := range sessions(st) {
+			if s != 0 {
+				return false
+			}
+		}
+		return true
+	})
+	f.Signal(syscall.SIGTERM)
+	f.Wait(15 * time.Second)
+}
+
+// A 100 MB upload is streamed: tender's RSS stays flat.
+func TestLargeUploadIsStreamed(t *testing.T) {
+	t.Parallel()
+	f := startFront(t, "http", []string{"TENDER_WORKERS=1"})
+	f.waitFor("1 ready", 10*time.Second, nReady(1))
+	tender := f.TenderPid()
+	rss := func() int {
+		n, _ := strconv.Atoi(strings.Fields(procStatus(t, tender)["VmRSS"])[0])
+		return n
+	}
+	base := rss()
+	peak := base
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-done:
+				return
+			case <-time.After(20 * time.Millisecond):
+				peak = max(peak, rss())
+			}
+		}
+	}()
+	const size = 100 << 20
+	body := io.LimitReader(zeros{}, size)
+	req, _ := http.NewRequest("POST", "http://"+f.Addr+"/echo", body)
+	req.ContentLength = size
+	resp, err := http.DefaultClient.Do(req)
+	close(done)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if strings.TrimSpace(string(got)) != strconv.Itoa(size) {
+		t.Errorf("the worker read %q bytes, want %d", got, size)
+	}
+	if peak-base > 16<<10 {
+		t.Errorf("tender's RSS went from %d KiB to %d KiB during a 100 MB upload", base, peak)
+	}
+	// Chunked too.
+	req, _ = http.NewRequest("POST", "http://"+f.Addr+"/echo", io.LimitReader(zeros{}, 10<<20))
+	req.ContentLength = -1
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if strings.TrimSpace(string(got)) != strconv.Itoa(10<<20) {
+		t.Errorf("a chunked upload: the worker read %q bytes", got)
+	}
+	f.Signal(syscall.SIGTERM)
+	f.Wait(15 * time.Second)
+}
+
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) {
+	clear(p)
+	return len(p), nil
+}
+
+// A slowloris client is cut off by the header timeout and never holds a worker's slot.
+func TestSlowlorisIsCutOff(t *testing.T) {
+	t.Parallel()
+	f := startFront(t, "http", []string{"TENDER_WORKERS=1", "TENDER_CONCURRENCY=1", "TENDER_HEADER_TIMEOUT=1s"})
+	f.waitFor("1 ready", 10*time.Second, nReady(1))
+	c, err := net.Dial("tcp", f.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	start := time.Now()
+	fmt.Fprintf(c, "GET / HTTP/1.1\r\nHost: t\r\n")
+	go func() {
+		for i := 0; i < 10; i++ {
+			time.Sleep(300 * time.Millisecond)
+			if _, err := fmt.Fprintf(c, "X-Slow-%d: 1\r\n", i); err != nil {
+				return
+			}
+		}
+	}()
+	// Meanwhile the one slot of the one worker is free for others.
+	if code, _, err := f.get(&http.Client{Timeout: 2 * time.Second}, "/"); code != 200 {
+		t.Errorf("a normal request while a slowloris sends: %d %v", code, err)
+	}
+	b, _ := io.ReadAll(c)
+	if took := time.Since(start); !strings.HasPrefix(string(b), "HTTP/1.1 408") || took > 3*time.Second {
+		t.Errorf("the slowloris got %q after %v, want 408 after about 1s", b, took)
+	}
+	f.Signal(syscall.SIGTERM)
+	f.Wait(15 * time.Second)
+}
+
+// Bad input gets clear status codes and leaks nothing.
+func TestBadInput(t *testing.T) {
+	t.Parallel()
+	admin := "127.0.0.1:" + freePort(t)
+	f := startFront(t, "http", []string{"TENDER_WORKERS=1", "TENDER_ADMIN=" + admin})
+	f.waitFor("1 ready", 10*time.Second, nReady(1))
+	tender := f.TenderPid()
+	counts := func() (int, float64) {
+		time.Sleep(200 * time.Millisecond) // let closed connections' goroutines end
+		return len(openFds(t, tender)), metric(t, admin, "go_goroutines")
+	}
+	fds0, gor0 := counts()
+	for _, tc := range []struct {
+		raw  string
+		want string
+	}{
+		{"GARBAGE\r\n\r\n", "HTTP/1.1 400"},
+		{"GET / HTTP/1.1\r\nHost: t\r\nX: " + strings.Repeat("a", 9000) + "\r\n\r\n", "HTTP/1.1 431"},
+		{"GET / HTTP/1.1\r\nHost: t\r\n" + strings.Repeat("X-A: "+strings.Repeat("a", 4000)+"\r\n", 10) + "\r\n", "HTTP/1.1 431"},
+		{"GET / HTTP/2.0\r\n\r\n", "HTTP/1.1 505"},
+		{"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n", "HTTP/1.1 400"},
+		{"GET / HTTP/1.1\r\n\r\n", "HTTP/1.1 400"},
+	} {
+		c, err := net.Dial("tcp", f.Addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Write([]byte(tc.raw))
+		b, _ := io.ReadAll(c)
+		c.Close()
+		if !strings.HasPrefix(string(b), tc.want) {
+			t.Errorf("%.40q: got %.60q, want %s", tc.raw, b, tc.want)
+		}
+	}
+	// Clients that reset mid-body, a hundred times.
+	for i := 0; i < 100; i++ {
+		c, err := net.Dial("tcp", f.Addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(c, "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 1000000\r\n\r\n%s", strings.Repeat("x", 1000))
+		c.(*net.TCPConn).SetLinger(0)
+		c.Close()
+	}
+	eventually(t, 5*time.Second, "no session left in flight", func() bool {
+		st, err := f.Status()
+		return err == nil && st.Workers[0].Sessions == 0
+	})
+	fds1, gor1 := counts()
+	if fds1 > fds0+1 || gor1 > gor0+2 { // +1/+2: the status call and admin's own connection
+		t.Errorf("fds %d -> %d, goroutines %v -> %v after bad clients", fds0, fds1, gor0, gor1)
+	}
+	// The worker is still fine.
+	if code, _, err := f.get(&http.Client{}, "/"); code != 200 {
+		t.Errorf("after bad clients: %d %v", code, err)
+	}
+	f.Signal(syscall.SIGTERM)
+	f.Wait(15 * time.Second)
+}
+
+// metric reads one value from tender's /metrics, which must parse as Prometheus text.
+func metric(t *testing.T, admin, name string) float64 {
+	t.Helper()
+	resp, err := http.Get("http://" + admin + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	parser := expfmt.NewTextParser(model.LegacyValidation) // classic Prometheus names
+	families, err := parser.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		t.Fatalf("/metrics does not parse as Prometheus text: %v", err)
+	}
+	fam, ok := families[name]
+	if !ok || len(fam.Metric) == 0 {
+		t.Fatalf("/metrics has no %s", name)
+	}
+	m := fam.Metric[0]
+	switch {
+	case m.Gauge != nil:
+		return m.Gauge.GetValue()
+	case m.Counter != nil:
+		return m.Counter.GetValue()
+	case m.Untyped != nil:
+		return m.Untyped.GetValue()
+	}
+	return 0
+}
+
+func TestAdminEndpoints(t *testing.T) {
+	t.Parallel()
+	admin := "127.0.0.1:" + freePort(t)
+	f := startFront(t, "http", []string{"TENDER_WORKERS=2", "TENDER_ADMIN=" + admin})
+	f.waitFor("2 ready", 10*time.Second, nReady(2))
+	for i := 0; i < 10; i++ {
+		f.get(&http.Client{}, "/")
+	}
+	resp, err := http.Get("http://" + admin + "/healthz")
+	if err != nil || resp.StatusCode != 200 {
+		t.Errorf("/healthz with ready workers: %v %v", resp, err)
+	}
+	if got := metric(t, admin, "tender_queue_length"); got != 0 {
+		t.Errorf("tender_queue_length %v", got)
+	}
+	if got := metric(t, admin, "tender_workers"); got != 2 {
+		t.Errorf("tender_workers %v, want 2 ready", got)
+	}
+	resp, err = http.Get("http://" + admin + "/metrics")
+	if err == nil {
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if c := strings.Count(string(b), "tender_worker_processed_total{"); c != 2 {
+			t.Errorf("tender_worker_processed_total for %d workers, want 2:\n%s", c, b)
+		}
+	}
+	resp, err = http.Get("http://" + admin + "/status")
+	if err != nil || resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/json" {
+		t.Errorf("/status: %v %v", resp, err)
+	}
+	f.Signal(syscall.SIGTERM)
+	f.Wait(15 * time.Second)
+}
+
+// Healthz answers 503 while no worker is ready.
+func TestHealthzWithoutReadyWorker(t *testing.T) {
+	t.Parallel()
+	admin := "127.0.0.1:" + freePort(t)
+	p := startPool(t, []string{"TENDER_WORKERS=2", "TENDER_ADMIN=" + admin}, "--", bin.testapp, "serve", "-no-listen")
+	var resp *http.Response
+	eventually(t, 5*time.Second, "the admin endpoint", func() bool {
+		var err error
+		resp, err = http.Get("http://" + admin + "/healthz")
+		return err == nil
+	})
+	if resp.StatusCode != 503 {
+		t.Errorf("/healthz with no worker ready: %d, want 503", resp.StatusCode)
+	}
+	p.Signal(syscall.SIGTERM)
+	p.Wait(15 * time.Second)
+}
+
+func TestForwardedHeadersAndUnixFront(t *testing.T) {
+	t.Parallel()
+	sock := t.TempDir() + "/front.sock"
+	p := startPool(t, []string{"TENDER_WORKERS=1", "TENDER_LISTEN=unix:" + sock}, "--", bin.testapp, "serve")
+	p.waitFor("1 ready", 10*time.Second, nReady(1))
+	client := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return net.Dial("unix", sock)
+	}}}
+	resp, err := client.Get("http://t/headers")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(b), "X-Forwarded-Proto: http") {
+		t.Errorf("the worker saw headers:\n%s", b)
+	}
+	p.Signal(syscall.SIGTERM)
+	p.Wait(15 * time.Second)
+
+	f := startFront(t, "http", []string{"TENDER_WORKERS=1"})
+	f.waitFor("1 ready", 10*time.Second, nReady(1))
+	req, _ := http.NewRequest("GET", "http://"+f.Addr+"/headers", nil)
+	req.Header.Set("X-Forwarded-For", "203.0.113.7")
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(b), "X-Forwarded-For: 203.0.113.7, 127.0.0.1") {
+		t.Errorf("the worker saw headers:\n%s", b)
+	}
+	f.Signal(syscall.SIGTERM)
+	f.Wait(15 * time.Second)
+}
+
+// SIGTERM with sessions in flight: tender stops accepting, the sessions finish, then it exits 0.
+func TestGracefulStopFinishesSessions(t *testing.T) {
+	for _, proto := range []string{"http", "tcp"} {
+		t.Run(proto, func(t *testing.T) {
+			t.Parallel()
+			f := startFront(t, proto, []string{"TENDER_WORKERS=2", "TENDER_STOP_TIMEOUT=8s"})
+			f.waitFor("2 ready", 10*time.Second, nReady(2))
+			results := make(chan string, 4)
+			// One connection a request: in tcp mode a kept-alive connection is a session that
+			// lasts as long as the client keeps it.
+			client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+			for i := 0; i < 4; i++ {
+				go func() {
+					code, body, err := f.get(client, "/hold?ms=1500")
+					results <- fmt.Sprintf("%d %s %v", code, strings.TrimSpace(body), err)
+				}()
+			}
+			f.waitFor("4 sessions in flight", 5*time.Second, func(st apps.Status) bool {
+				return st.Workers[0].Sessions+st.Workers[1].Sessions == 4
+			})
+			start := time.Now()
+			f.Signal(syscall.SIGTERM)
+			// New connections are refused once the front is closed.
+			eventually(t, 2*time.Second, "the front socket closed", func() bool {
+				c, err := net.DialTimeout("tcp", f.Addr, 100*time.Millisecond)
+				if err == nil {
+					c.Close()
+				}
+				return err != nil
+			})
+			for i := 0; i < 4; i++ {
+				if r := <-results; !strings.HasPrefix(r, "200 ") {
+					t.Errorf("a session in flight at SIGTERM got %s", r)
+				}
+			}
+			if code := f.Wait(10 * time.Second); code != 0 {
+				t.Errorf("exit status %d", code)
+			}
+			if took := time.Since(start); took > 4*time.Second {
+				t.Errorf("stopping took %v", took)
+			}
+		})
+	}
+}
