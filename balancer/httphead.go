@@ -37,8 +37,8 @@ type head struct {
 	first []byte   // the request or status line
 	lines [][]byte // header lines, without their line ends
 
-	minor         int   // HTTP/1.<minor>
-	status        int   // responses only
+	minor         int // HTTP/1.<minor>
+	status        int // responses only
 	method        []byte
 	contentLength int64 // -1 when there is none
 	chunked       bool

@@ -25,7 +25,9 @@ func TestParseRequest(t *testing.T) {
 		check func(*head) bool
 	}{
 		{"simple GET", "GET / HTTP/1.1\r\nHost: a\r\n\r\n", nil,
-			func(h *head) bool { return h.contentLength == -1 && !h.chunked && !h.wantsClose() && string(h.method) == "GET" }},
+			func(h *head) bool {
+				return h.contentLength == -1 && !h.chunked && !h.wantsClose() && string(h.method) == "GET"
+			}},
 		{"bare LF line ends", "GET / HTTP/1.1\nHost: a\n\n", nil, func(h *head) bool { return h.host }},
 		{"leading empty lines", "\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n", nil, func(h *head) bool { return true }},
 		{"content length", "POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\n", nil, func(h *head) bool { return h.contentLength == 5 }},
