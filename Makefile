@@ -16,9 +16,11 @@ build:
 	$(BUILD) -o $(BIN)/tender ./init
 	$(BUILD) -o $(BIN)/demo ./demo
 
+# Four workers of the demo app behind one front socket. In another terminal:
+#   curl localhost:8080; bin/tender status; kill -HUP <tender's pid> (rolling restart)
 run: build
-	@echo "tender is running the demo app on :8080 (try: curl localhost:8080); Ctrl-C stops it"
-	$(BIN)/tender -- $(BIN)/demo
+	@echo "tender runs 4 demo workers behind :8080 (try: curl localhost:8080, bin/tender status); Ctrl-C stops it"
+	TENDER_WORKERS=4 TENDER_LISTEN=:8080 $(BIN)/tender -- $(BIN)/demo
 
 test:
 	$(GO) vet ./...

@@ -6,6 +6,7 @@
 //	/            a line naming the worker and its pid
 //	/hold?ms=N   the same after holding the request N milliseconds (a long session)
 //	/grow?mb=N   the same after keeping N more MiB (to see memory recycling)
+//	/stats       "inflight N served M": requests in flight now, and served so far
 //
 // On SIGTERM it stops accepting and finishes the requests in flight.
 package main
@@ -17,6 +18,7 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -55,7 +57,18 @@ func main() {
 		w.Write(hello)
 	})
 
-	srv := &http.Server{Addr: ":" + port, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	var inflight, served atomic.Int64
+	counted := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/stats" {
+			fmt.Fprintf(w, "inflight %d served %d\n", inflight.Load(), served.Load())
+			return
+		}
+		inflight.Add(1)
+		mux.ServeHTTP(w, r)
+		inflight.Add(-1)
+		served.Add(1)
+	})
+	srv := &http.Server{Addr: ":" + port, Handler: counted, ReadHeaderTimeout: 10 * time.Second}
 	stop := make(chan os.Signal, 1)
 	signal.Notify(stop, syscall.SIGTERM, syscall.SIGINT)
 	go func() {
