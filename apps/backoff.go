@@ -2,9 +2,10 @@ package apps
 
 import "time"
 
-// Backoff decides when a process that exited starts again: after Delay, doubling with each
-// quick crash up to Max; a process that lived MinUptime was stable, and its exit starts the
-// count afresh. After more than MaxRestarts quick crashes in a row it gives up (0 = never).
+// Backoff decides when a process that exited starts again. A process that lived MinUptime
+// was stable: it starts again at once, and the count starts afresh. Quick crashes in a row
+// wait Delay, doubling each time up to Max; after more than MaxRestarts of them it gives up
+// (0 = never).
 type Backoff struct {
 	Delay, Max  time.Duration
 	MinUptime   time.Duration
@@ -21,9 +22,10 @@ func (b *Backoff) Exited(uptime time.Duration) (delay time.Duration, giveUp bool
 	if uptime >= b.MinUptime || !b.begun {
 		b.quick, b.next, b.begun = 0, b.Delay, true
 	}
-	if uptime < b.MinUptime {
-		b.quick++
+	if uptime >= b.MinUptime {
+		return 0, false
 	}
+	b.quick++
 	if b.MaxRestarts > 0 && b.quick > b.MaxRestarts {
 		return 0, true
 	}

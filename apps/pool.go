@@ -243,6 +243,11 @@ func (p *Pool) startProcess(w *worker) error {
 		unix.Close(outP[1])
 		return err
 	}
+	// tender's read ends are non-blocking, so that os.NewFile puts them on the Go runtime's
+	// poller: a blocking read would park an OS thread per stream. The worker's write ends stay
+	// blocking, as programs expect of their stdout.
+	_ = unix.SetNonblock(outP[0], true)
+	_ = unix.SetNonblock(errP[0], true)
 	env := append(append([]string(nil), p.cfg.Env...),
 		"PORT="+strconv.Itoa(port),
 		"TENDER_WORKER_ID="+strconv.Itoa(w.slot.id),

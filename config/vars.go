@@ -99,13 +99,13 @@ var vars = varTable{
 			return err
 		}},
 	{Name: "MIN_UPTIME", Default: "10s", Section: "Restarts",
-		Help: "a process that lived this long was stable: its crash resets the backoff and the count",
+		Help: "a process that lived this long was stable: it restarts at once, and the backoff and the count start afresh",
 		Set: func(c *Config, s string, _ bool) (err error) {
 			c.MinUptime, err = parseDuration(s)
 			return err
 		}},
 	{Name: "RESTART_DELAY", Default: "100ms", Section: "Restarts",
-		Help: "delay before the first restart; it doubles with each quick crash",
+		Help: "delay before restarting after a quick crash; it doubles with each quick crash in a row",
 		Set: func(c *Config, s string, _ bool) (err error) {
 			c.RestartDelay, err = parseDuration(s)
 			return err

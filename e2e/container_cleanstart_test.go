@@ -149,3 +149,29 @@ func TestContainerOOMKill(t *testing.T) {
 		t.Errorf("tender did not report the OOM kill (or did not survive it):\n%s", r.Stderr)
 	}
 }
+
+// A pool in a container with Docker's default capabilities: SIGTERM stops it within the stop
+// timeout, a worker that ignores SIGTERM getting SIGKILL. (The bundle shares the host's network:
+// runc, unlike Docker, does not bring up the loopback of a new network namespace.)
+func TestContainerPoolGracefulStop(t *testing.T) {
+	t.Parallel()
+	b := newBundle(t, dockerDefaultCaps, []string{"TENDER_WORKERS=3", "TENDER_STOP_TIMEOUT=2s", "TENDER_KILL_GRACE=5s"},
+		"--", "/testapp", "serve", "-ignore-term", "-record", "/out/starts")
+	b.Spec.Linux.Namespaces = slices.DeleteFunc(b.Spec.Linux.Namespaces, func(ns specs.LinuxNamespace) bool {
+		return ns.Type == specs.NetworkNamespace
+	})
+	r := b.run(t)
+	eventually(t, 20*time.Second, "3 ready workers", func() bool { return strings.Count(r.Stderr.String(), "worker ready") == 3 })
+	start := time.Now()
+	r.Signal(syscall.SIGTERM)
+	code := r.Wait(20 * time.Second)
+	if took := time.Since(start); code != 0 || took > 2500*time.Millisecond {
+		t.Errorf("exit status %d after %v, want 0 within the 2s stop timeout", code, took)
+	}
+	if !strings.Contains(r.Stderr.String(), "did not stop on SIGTERM; sending SIGKILL") {
+		t.Errorf("no SIGKILL for the workers ignoring SIGTERM:\n%s", r.Stderr)
+	}
+	if n := len(readRecords(t, filepath.Join(b.Out, "starts"))); n != 3 {
+		t.Errorf("%d worker starts, want 3", n)
+	}
+}

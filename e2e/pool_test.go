@@ -428,9 +428,11 @@ func TestPoolSignals(t *testing.T) {
 	// SIGTTIN: one worker more; SIGTTOU: one less.
 	p.Signal(syscall.SIGTTIN)
 	p.waitFor("3 ready after SIGTTIN", 10*time.Second, nReady(3))
+	// Standard signals do not queue: a second SIGTTOU sent while the first is pending is lost.
 	p.Signal(syscall.SIGTTOU)
+	p.waitFor("2 ready after SIGTTOU", 10*time.Second, nReady(2))
 	p.Signal(syscall.SIGTTOU)
-	st2 := p.waitFor("1 ready after two SIGTTOU", 10*time.Second, nReady(1))
+	st2 := p.waitFor("1 ready after a second SIGTTOU", 10*time.Second, nReady(1))
 	if st2.Workers[0].ID != 0 || st2.Workers[0].Pid != st.Workers[0].Pid {
 		t.Errorf("scaling down did not keep worker 0: %+v", st2.Workers)
 	}
