@@ -1,14 +1,15 @@
 # tender: a tiny PID 1 for containers.
 #   make run    build and run tender over the demo app
 #   make test   every test (the end-to-end ones need root, unshare and runc)
-#   make bench  compare tender with tini, dumb-init and catatonit
+#   make bench  compare tender with tini, dumb-init and catatonit; time the pool
+#   make bench-balancer  tender's balancer against HAProxy and nginx
 
 GO      ?= go
 BIN     := bin
 LDFLAGS := -s -w -X main.Version=$(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 BUILD   := CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)"
 
-.PHONY: all build run test fuzz bench clean
+.PHONY: all build run test fuzz bench bench-balancer clean
 
 all: build
 
@@ -31,6 +32,10 @@ fuzz:
 
 bench: build
 	$(GO) run ./bench/initbench
+	$(GO) run ./bench/poolbench
+
+bench-balancer:
+	$(GO) run ./bench/balancerbench
 
 clean:
 	rm -rf $(BIN) bench/out
