@@ -3,10 +3,9 @@ package apps
 import (
 	"bufio"
 	"bytes"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"strconv"
@@ -34,11 +33,9 @@ type notifySocket struct {
 }
 
 func newNotifySocket() (*notifySocket, error) {
-	var id [8]byte
-	if _, err := rand.Read(id[:]); err != nil {
-		return nil, err
-	}
-	name := "@tender-notify-" + hex.EncodeToString(id[:])
+	// math/rand/v2 is seeded by the runtime: unique enough for a name, and without crypto/rand,
+	// whose packages every process tender starts would initialise.
+	name := "@tender-notify-" + strconv.FormatUint(rand.Uint64(), 36)
 	c, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: name, Net: "unixgram"})
 	if err != nil {
 		return nil, err

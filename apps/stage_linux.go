@@ -9,13 +9,13 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
-	"unsafe"
 
 	"github.com/moby/sys/capability"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
 	"github.com/tenderinit/tender/capabilities"
+	"github.com/tenderinit/tender/reaper"
 )
 
 // Exit statuses of a stage that could not start the app, as a shell reports them.
@@ -312,31 +312,18 @@ func takeTerminal() {
 	_ = unix.PthreadSigmask(unix.SIG_SETMASK, &old, nil)
 }
 
-// sigaction is the kernel's struct sigaction on amd64 and arm64.
-type sigaction struct {
-	handler  uintptr
-	flags    uint64
-	restorer uintptr
-	mask     uint64
-}
-
-const sigIgn = 1
-
+// resetSignals sets every ignored signal back to its default (exec resets the caught ones
+// itself) and empties the signal mask of this thread.
 func resetSignals() error {
-	for sig := 1; sig <= 64; sig++ {
-		if sig == int(unix.SIGKILL) || sig == int(unix.SIGSTOP) {
+	for sig := syscall.Signal(1); sig <= 64; sig++ {
+		if sig == unix.SIGKILL || sig == unix.SIGSTOP {
 			continue
 		}
-		var old sigaction
-		if _, _, e := unix.RawSyscall6(unix.SYS_RT_SIGACTION, uintptr(sig), 0, uintptr(unsafe.Pointer(&old)), 8, 0, 0); e != 0 {
-			continue // a number this kernel does not have
+		if ignored, err := reaper.Ignored(sig); err != nil || !ignored {
+			continue // not ignored, or a number this kernel does not have
 		}
-		if old.handler != sigIgn {
-			continue
-		}
-		dfl := sigaction{}
-		if _, _, e := unix.RawSyscall6(unix.SYS_RT_SIGACTION, uintptr(sig), uintptr(unsafe.Pointer(&dfl)), 0, 8, 0, 0); e != 0 {
-			return fmt.Errorf("signal %d to default: %w", sig, e)
+		if err := reaper.SetDefault(sig); err != nil {
+			return fmt.Errorf("signal %d to default: %w", sig, err)
 		}
 	}
 	var empty unix.Sigset_t

@@ -100,6 +100,7 @@ func run(cfg *config.Config) int {
 	code, grace := 0, cfg.KillGrace
 	if single != nil {
 		single.Env = env
+		single.OOM = capabilities.WatchOOMKills()
 		defer serveControl(cfg, single, log)()
 		defer serveAdmin(cfg, single, log)()
 		code = single.Run(signals)

@@ -71,7 +71,6 @@ func newSingle(cfg *config.Config, spawner *apps.Spawner, log hclog.Logger) *app
 		Policy:  restartPolicy(cfg),
 		Backoff: backoff(cfg),
 		Log:     log,
-		OOM:     capabilities.WatchOOMKills(),
 	}
 }
 

@@ -60,7 +60,16 @@ type Reaper struct {
 }
 
 // New makes a Reaper and starts its waiting thread.
+//
+// It also sets SIGCHLD back to SIG_DFL, over the handler the Go runtime installs for every
+// signal: the kernel then drops SIGCHLD without waking any thread of tender's, where the
+// runtime's handler would wake one for every exit (a storm of wake-ups when orphans die by the
+// thousand) only to ignore the signal. Zombies stay for wait4: only SIG_IGN would make the
+// kernel reap children itself and lose their exit statuses.
 func New(log hclog.Logger) *Reaper {
+	if err := SetDefault(unix.SIGCHLD); err != nil {
+		log.Debug("cannot set SIGCHLD to its default", "error", err)
+	}
 	r := &Reaper{
 		log:      log,
 		watchers: make(map[int]chan<- Exit),
@@ -93,15 +102,24 @@ func (r *Reaper) Start(fork func() (int, error), exits chan<- Exit) (int, error)
 }
 
 // wait is the one owner of wait4: it reaps every child, adopted orphans included, and hands
-// each exit to whoever watches that pid.
+// each exit to whoever watches that pid. After a blocking wait4 it collects what else has
+// exited without blocking: orphans often die in bursts, and a blocking system call costs the
+// Go scheduler a hand-off each time.
 func (r *Reaper) wait() {
+	flags := 0
 	for {
 		var ws unix.WaitStatus
-		pid, err := unix.Wait4(-1, &ws, 0, nil)
+		pid, err := unix.Wait4(-1, &ws, flags, nil)
+		if pid == 0 && err == nil { // WNOHANG: children left, none exited
+			flags = 0
+			continue
+		}
+		flags = unix.WNOHANG
 		switch {
 		case errors.Is(err, unix.EINTR):
 			continue
 		case errors.Is(err, unix.ECHILD):
+			flags = 0
 			// Orphans are re-parented to tender before their parent becomes reapable, so no
 			// child means no descendant at all, and only Start can make a new one. Start may
 			// have forked since wait4 returned: confirm under its lock before sleeping.
@@ -117,6 +135,7 @@ func (r *Reaper) wait() {
 			continue
 		case err != nil:
 			r.log.Error("wait4 failed", "error", err)
+			flags = 0
 			continue
 		}
 		r.dispatch(pid, ws)
@@ -131,7 +150,7 @@ func (r *Reaper) dispatch(pid int, ws unix.WaitStatus) {
 	r.mu.Unlock()
 	if ok {
 		ch <- exit
-	} else {
+	} else if r.log.IsTrace() {
 		r.log.Trace("reaped", "pid", pid, "status", exit.String())
 	}
 }
