@@ -71,6 +71,8 @@ func explain(r capabilities.Report, cfg *config.Config) []Finding {
 	switch {
 	case len(r.Caps.Effective) == 0:
 		add("capabilities", "none", "the apps get none either; TENDER_APP_CAPS can keep nothing")
+	case has("CAP_SETPCAP") && len(r.Caps.Effective) > 16:
+		add("capabilities", fmt.Sprintf("%d effective", len(r.Caps.Effective)), "TENDER_APP_CAPS can keep any of them (tender probe --json lists them)")
 	case has("CAP_SETPCAP"):
 		add("capabilities", fmt.Sprintf("%d effective", len(r.Caps.Effective)), "TENDER_APP_CAPS can keep any of: "+strings.Join(short(r.Caps.Effective), " "))
 	default:
