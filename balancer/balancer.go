@@ -106,8 +106,8 @@ func (b *Balancer) Close() {
 }
 
 // serveTCP is one TCP session: the connection goes to the least busy worker, retried on
-// another one when the connect fails, and the bytes are copied both ways (spliced by the
-// kernel where it can) until both sides are done.
+// another one when the connect fails, and an event loop copies the bytes both ways until both
+// sides are done.
 func (b *Balancer) serveTCP(client net.Conn) {
 	defer client.Close()
 	var tried []*Backend
@@ -124,9 +124,13 @@ func (b *Balancer) serveTCP(client net.Conn) {
 			b.log.Debug("connect to worker failed; trying another", "worker", be.ID, "error", err)
 			continue
 		}
-		pipe(client, up, b.cfg.ClientTimeout)
-		up.Close()
-		b.router.Release(be, true)
+		release := func() { b.router.Release(be, true) }
+		if err := serveLoop(client, up, b.cfg.ClientTimeout, release); err != nil {
+			b.log.Debug("no event loop; copying with goroutines", "error", err)
+			pipe(client, up, b.cfg.ClientTimeout)
+			up.Close()
+			release()
+		}
 		return
 	}
 }
@@ -136,7 +140,8 @@ type halfCloser interface {
 	CloseWrite() error
 }
 
-// pipe copies client to worker and worker to client until both directions are done. A side
+// pipe copies client to worker and worker to client until both directions are done (an
+// upgraded HTTP connection, or a tcp session when no event loop can be had). A side
 // that has finished sending is half-closed on the other connection. A client that half-closes
 // still gets the whole answer; once the worker has finished, the client has linger to finish
 // too, so that a client that never closes does not hold the session forever.

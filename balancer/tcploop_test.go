@@ -1,0 +1,135 @@
+package balancer
+
+import (
+	"bytes"
+	"io"
+	"net"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// through connects a client to server through an event loop and returns the client end and a
+// count of released sessions.
+func through(t *testing.T, server func(net.Conn), linger time.Duration) (net.Conn, *atomic.Int32) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		c, err := ln.Accept()
+		if err == nil {
+			server(c)
+		}
+	}()
+	a, b := tcpPair(t)
+	worker, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	released := &atomic.Int32{}
+	if err := serveLoop(b, worker, linger, func() { released.Add(1) }); err != nil {
+		t.Fatal(err)
+	}
+	return a, released
+}
+
+// tcpPair is two ends of a loopback connection.
+func tcpPair(t *testing.T) (net.Conn, net.Conn) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	got := make(chan net.Conn)
+	go func() { c, _ := ln.Accept(); got <- c }()
+	a, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a, <-got
+}
+
+func waitReleased(t *testing.T, r *atomic.Int32) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); r.Load() != 1; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the session was released %d times, want once", r.Load())
+		}
+	}
+}
+
+// An echo through the loop, with a half-close: the client says it is done sending and still
+// gets the whole answer.
+func TestLoopEchoAndHalfClose(t *testing.T) {
+	c, released := through(t, func(w net.Conn) { io.Copy(w, w); w.(*net.TCPConn).CloseWrite() }, time.Minute)
+	msg := bytes.Repeat([]byte("hello "), 1000)
+	if _, err := c.Write(msg); err != nil {
+		t.Fatal(err)
+	}
+	c.(*net.TCPConn).CloseWrite()
+	got, err := io.ReadAll(c)
+	if err != nil || !bytes.Equal(got, msg) {
+		t.Fatalf("echo: %d bytes, %v", len(got), err)
+	}
+	c.Close()
+	waitReleased(t, released)
+}
+
+// 32 MB to a worker that reads slowly: the loop holds back (its buffers stay small) and loses
+// nothing.
+func TestLoopBackpressure(t *testing.T) {
+	const size = 32 << 20
+	sum := make(chan int64, 1)
+	c, released := through(t, func(w net.Conn) {
+		var n int64
+		buf := make([]byte, 4096)
+		for {
+			m, err := w.Read(buf)
+			n += int64(m)
+			if err != nil {
+				break
+			}
+			if n < 1<<20 {
+				time.Sleep(time.Millisecond) // slow at first, so that the socket buffers fill
+			}
+		}
+		sum <- n
+		w.Close()
+	}, time.Minute)
+	go func() {
+		c.Write(make([]byte, size))
+		c.(*net.TCPConn).CloseWrite()
+	}()
+	if n := <-sum; n != size {
+		t.Fatalf("the worker read %d bytes, want %d", n, size)
+	}
+	io.ReadAll(c)
+	c.Close()
+	waitReleased(t, released)
+}
+
+// When the worker closes, the client reads the end, and a client that never closes is cut
+// after the linger.
+func TestLoopWorkerClosesFirst(t *testing.T) {
+	c, released := through(t, func(w net.Conn) { w.Write([]byte("bye")); w.Close() }, 200*time.Millisecond)
+	got, _ := io.ReadAll(c) // the client keeps its writing half open
+	if string(got) != "bye" {
+		t.Fatalf("got %q", got)
+	}
+	waitReleased(t, released)
+}
+
+// A worker that resets once the first byte has come through: the session ends at once.
+func TestLoopReset(t *testing.T) {
+	c, released := through(t, func(w net.Conn) {
+		w.Read(make([]byte, 1))
+		w.(*net.TCPConn).SetLinger(0)
+		w.Close()
+	}, time.Minute)
+	c.Write([]byte("x"))
+	io.ReadAll(c)
+	waitReleased(t, released)
+}
