@@ -254,17 +254,7 @@ func TestRollingRestartUnderLoad(t *testing.T) {
 			return false
 		}
 		fewest = min(fewest, len(ready(st)))
-		if len(ready(st)) != n || len(st.Workers) != n {
-			return false
-		}
-		for _, w := range st.Workers {
-			for _, o := range before.Workers {
-				if w.Pid == o.Pid {
-					return false
-				}
-			}
-		}
-		return true
+		return nReady(n)(st) && allNew(before, st)
 	})
 	close(stop)
 	for e := range errs {
@@ -289,15 +279,7 @@ func TestMaxRequestsRecycles(t *testing.T) {
 	ok, failed, errs := load(f, 4, stop)
 	eventually(t, 20*time.Second, "both workers recycled", func() bool {
 		st, err := f.Status()
-		if err != nil || !nReady(2)(st) {
-			return false
-		}
-		for _, w := range st.Workers {
-			if w.Pid == before.Workers[0].Pid || w.Pid == before.Workers[1].Pid {
-				return false
-			}
-		}
-		return true
+		return err == nil && nReady(2)(st) && allNew(before, st)
 	})
 	close(stop)
 	for e := range errs {

@@ -76,6 +76,18 @@ func ready(st apps.Status) []apps.WorkerStatus {
 	return out
 }
 
+// allNew reports whether no worker of now is one of before's.
+func allNew(before, now apps.Status) bool {
+	for _, w := range now.Workers {
+		for _, o := range before.Workers {
+			if w.Pid == o.Pid {
+				return false
+			}
+		}
+	}
+	return true
+}
+
 func nReady(n int) func(apps.Status) bool {
 	return func(st apps.Status) bool { return len(ready(st)) == n && len(st.Workers) == n }
 }
@@ -446,17 +458,7 @@ func TestPoolSignals(t *testing.T) {
 		t.Fatalf("tender restart: %v %s", err, out)
 	}
 	p.waitFor("every worker replaced", 20*time.Second, func(now apps.Status) bool {
-		if !nReady(3)(now) {
-			return false
-		}
-		for _, w := range now.Workers {
-			for _, o := range st.Workers {
-				if w.Pid == o.Pid {
-					return false
-				}
-			}
-		}
-		return true
+		return nReady(3)(now) && allNew(st, now)
 	})
 	p.Signal(syscall.SIGTERM)
 	if code := p.Wait(15 * time.Second); code != 0 {

@@ -14,7 +14,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -25,6 +24,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/tenderinit/tender/bench/internal/kit"
 )
 
 var (
@@ -62,16 +63,17 @@ type result struct {
 
 func main() {
 	flag.Parse()
-	must(os.MkdirAll(*outDir, 0o755))
-	ensure(map[string]string{"haproxy": "haproxy", "nginx": "nginx", "wrk": "wrk"})
+	kit.Must(os.MkdirAll(*outDir, 0o755))
+	kit.Name = "balancerbench"
+	kit.Ensure(map[string]string{"haproxy": "haproxy", "nginx": "nginx", "wrk": "wrk"})
 	if _, err := os.Stat("/usr/lib/nginx/modules/ngx_stream_module.so"); err != nil {
-		install("libnginx-mod-stream")
+		kit.Install("libnginx-mod-stream")
 	}
 	dir, _ := filepath.Abs(*outDir)
 	tender := filepath.Join(dir, "tender")
 	demo := filepath.Join(dir, "demo")
-	build(tender, "./init")
-	build(demo, "./demo")
+	kit.Build(tender, "./init")
+	kit.Build(demo, "./demo")
 
 	setups := []setup{
 		{"tender", func(proto string) (string, []string, func()) { return startTender(tender, demo, proto) }},
@@ -113,9 +115,9 @@ func main() {
 	}
 	fmt.Fprintf(&table, "\nTargets against HAProxy: %s.\n", strings.Join(verdicts, "; "))
 	fmt.Fprintf(&table, "\nwrk -t2 on loopback, %v a measurement, median of %d interleaved runs; 4 demo workers; %d CPUs; `make bench-balancer` on %s.\n",
-		*duration, *reps, cpus(), time.Now().UTC().Format("2006-01-02"))
+		*duration, *reps, kit.CPUs(), time.Now().UTC().Format("2006-01-02"))
 	os.Stdout.Write(table.Bytes())
-	must(os.WriteFile(filepath.Join(*outDir, "balancer.md"), table.Bytes(), 0o644))
+	kit.Must(os.WriteFile(filepath.Join(*outDir, "balancer.md"), table.Bytes(), 0o644))
 }
 
 // verdict states the targets: tcp req/s at least HAProxy's; http at least 0.8 times, p99 no
@@ -192,7 +194,7 @@ var (
 
 func wrk(addr string, sc scenario, d time.Duration) result {
 	out, err := exec.Command("wrk", "-t2", "-c"+strconv.Itoa(sc.conns), "-d"+d.String(), "--latency", "http://"+addr+sc.path).CombinedOutput()
-	must(err)
+	kit.Must(err)
 	var r result
 	if m := reRPS.FindSubmatch(out); m != nil {
 		r.rps, _ = strconv.ParseFloat(string(m[1]), 64)
@@ -236,18 +238,18 @@ func inflight(port string) int {
 }
 
 func startTender(tender, demo, proto string) (string, []string, func()) {
-	addr := "127.0.0.1:" + freePort()
+	addr := "127.0.0.1:" + kit.FreePort()
 	cmd := exec.Command(tender, "--", demo)
 	cmd.Env = append(os.Environ(), "TENDER_WORKERS="+strconv.Itoa(workers), "TENDER_LISTEN="+addr,
 		"TENDER_PROTOCOL="+proto, "TENDER_LOG_LEVEL=warn", "TENDER_CONTROL=off", "TENDER_QUEUE_SIZE=1000")
-	must(cmd.Start())
-	waitAccept(addr)
+	kit.Must(cmd.Start())
+	kit.WaitAccept(addr)
 	var ports []string
 	for deadline := time.Now().Add(10 * time.Second); len(ports) < workers && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		ports = childPorts(cmd.Process.Pid)
 	}
 	for _, p := range ports {
-		waitAccept("127.0.0.1:" + p)
+		kit.WaitAccept("127.0.0.1:" + p)
 	}
 	return addr, ports, func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() }
 }
@@ -280,11 +282,11 @@ func startWorkers(demo string) ([]string, func()) {
 	var ports []string
 	var cmds []*exec.Cmd
 	for i := 0; i < workers; i++ {
-		p := freePort()
+		p := kit.FreePort()
 		cmd := exec.Command(demo)
 		cmd.Env = append(os.Environ(), "PORT="+p, "TENDER_WORKER_ID="+strconv.Itoa(i))
-		must(cmd.Start())
-		waitAccept("127.0.0.1:" + p)
+		kit.Must(cmd.Start())
+		kit.WaitAccept("127.0.0.1:" + p)
 		ports, cmds = append(ports, p), append(cmds, cmd)
 	}
 	return ports, func() {
@@ -297,7 +299,7 @@ func startWorkers(demo string) ([]string, func()) {
 
 func startHAProxy(dir, demo, proto string) (string, []string, func()) {
 	ports, stopWorkers := startWorkers(demo)
-	addr := "127.0.0.1:" + freePort()
+	addr := "127.0.0.1:" + kit.FreePort()
 	var servers strings.Builder
 	for i, p := range ports {
 		fmt.Fprintf(&servers, "    server w%d 127.0.0.1:%s\n", i, p)
@@ -318,24 +320,24 @@ frontend front
     default_backend workers
 backend workers
     balance leastconn
-%s`, cpus(), mode, addr, servers.String())
+%s`, kit.CPUs(), mode, addr, servers.String())
 	path := filepath.Join(dir, "haproxy-"+proto+".cfg")
-	must(os.WriteFile(path, []byte(cfg), 0o644))
+	kit.Must(os.WriteFile(path, []byte(cfg), 0o644))
 	cmd := exec.Command("haproxy", "-f", path, "-db")
-	must(cmd.Start())
-	waitAccept(addr)
+	kit.Must(cmd.Start())
+	kit.WaitAccept(addr)
 	return addr, ports, func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait(); stopWorkers() }
 }
 
 func startNginx(dir, demo, proto string) (string, []string, func()) {
 	ports, stopWorkers := startWorkers(demo)
-	addr := "127.0.0.1:" + freePort()
+	addr := "127.0.0.1:" + kit.FreePort()
 	var servers strings.Builder
 	for _, p := range ports {
 		fmt.Fprintf(&servers, "        server 127.0.0.1:%s;\n", p)
 	}
 	prefix := filepath.Join(dir, "nginx")
-	must(os.MkdirAll(filepath.Join(prefix, "logs"), 0o755))
+	kit.Must(os.MkdirAll(filepath.Join(prefix, "logs"), 0o755))
 	var body string
 	if proto == "http" {
 		body = fmt.Sprintf(`http {
@@ -371,68 +373,11 @@ pid %s/nginx.pid;
 error_log %s/logs/error.log warn;
 events { worker_connections 4096; }
 %s
-`, cpus(), prefix, prefix, body)
+`, kit.CPUs(), prefix, prefix, body)
 	path := filepath.Join(dir, "nginx-"+proto+".conf")
-	must(os.WriteFile(path, []byte(cfg), 0o644))
+	kit.Must(os.WriteFile(path, []byte(cfg), 0o644))
 	cmd := exec.Command("nginx", "-p", prefix, "-c", path, "-g", "daemon off;")
-	must(cmd.Start())
-	waitAccept(addr)
+	kit.Must(cmd.Start())
+	kit.WaitAccept(addr)
 	return addr, ports, func() { cmd.Process.Signal(syscall.SIGQUIT); cmd.Wait(); stopWorkers() }
-}
-
-func waitAccept(addr string) {
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
-		if c, err := net.Dial("tcp", addr); err == nil {
-			c.Close()
-			return
-		}
-	}
-	must(fmt.Errorf("nothing accepts on %s", addr))
-}
-
-func freePort() string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	must(err)
-	defer l.Close()
-	return strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
-}
-
-func ensure(cmds map[string]string) {
-	for cmd, pkg := range cmds {
-		if _, err := exec.LookPath(cmd); err != nil {
-			install(pkg)
-		}
-	}
-}
-
-func install(pkg string) {
-	fmt.Fprintln(os.Stderr, "installing", pkg)
-	run("apt-get", "update", "-qq")
-	run("apt-get", "install", "-y", "-qq", pkg)
-}
-
-func build(out, pkg string) {
-	cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", out, pkg)
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	cmd.Stderr = os.Stderr
-	must(cmd.Run())
-}
-
-func run(name string, args ...string) {
-	cmd := exec.Command(name, args...)
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
-	must(cmd.Run())
-}
-
-func cpus() int {
-	b, _ := os.ReadFile("/proc/cpuinfo")
-	return bytes.Count(b, []byte("\nprocessor")) + 1
-}
-
-func must(err error) {
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "balancerbench:", err)
-		os.Exit(1)
-	}
 }

@@ -19,11 +19,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/tenderinit/tender/bench/internal/kit"
 )
 
 type initProg struct {
@@ -40,22 +41,23 @@ var (
 
 func main() {
 	flag.Parse()
-	ensure(map[string]string{"tini": "tini", "dumb-init": "dumb-init", "catatonit": "catatonit", "hyperfine": "hyperfine"})
-	must(os.MkdirAll(*outDir, 0o755))
+	kit.Name = "initbench"
+	kit.Ensure(map[string]string{"tini": "tini", "dumb-init": "dumb-init", "catatonit": "catatonit", "hyperfine": "hyperfine", "file": "file"})
+	kit.Must(os.MkdirAll(*outDir, 0o755))
 	testapp := filepath.Join(*outDir, "testapp")
-	build(testapp, "./internal/testapp")
+	kit.Build(testapp, "./internal/testapp")
 	tender, _ := filepath.Abs("bin/tender")
-	build(tender, "./init")
+	kit.Build(tender, "./init")
 
 	tiniStatic := "/usr/bin/tini-static"
 	if _, err := os.Stat(tiniStatic); err != nil {
-		tiniStatic = lookPath("tini")
+		tiniStatic = kit.LookPath("tini")
 	}
 	inits := []initProg{
 		{"tender", []string{tender, "--"}, tender},
-		{"tini", []string{lookPath("tini"), "-s", "--"}, tiniStatic},
-		{"dumb-init", []string{lookPath("dumb-init")}, lookPath("dumb-init")},
-		{"catatonit", []string{lookPath("catatonit"), "--"}, lookPath("catatonit")},
+		{"tini", []string{kit.LookPath("tini"), "-s", "--"}, tiniStatic},
+		{"dumb-init", []string{kit.LookPath("dumb-init")}, kit.LookPath("dumb-init")},
+		{"catatonit", []string{kit.LookPath("catatonit"), "--"}, kit.LookPath("catatonit")},
 	}
 
 	var table bytes.Buffer
@@ -76,27 +78,27 @@ func main() {
 	fmt.Fprintf(&table, "\ntender vs tini: start-up %+.2f ms (tender's includes the clean-start stage, a second Go process); "+
 		"orphans: wall %+.0f ms, init CPU %+.0f ms. The wall time is mostly the test program making the orphans.\n",
 		t["startup_ms"]-tini["startup_ms"], t["reap_ms"]-tini["reap_ms"], t["reap_cpu_ms"]-tini["reap_cpu_ms"])
-	fmt.Fprintf(&table, "\nMachine: %s, %d CPUs; %s; `make bench` on %s.\n", uname(), cpus(), goVersion(), time.Now().UTC().Format("2006-01-02"))
+	fmt.Fprintf(&table, "\nMachine: %s, %d CPUs; %s; `make bench` on %s.\n", uname(), kit.CPUs(), goVersion(), time.Now().UTC().Format("2006-01-02"))
 
 	os.Stdout.Write(table.Bytes())
-	must(os.WriteFile(filepath.Join(*outDir, "init.md"), table.Bytes(), 0o644))
+	kit.Must(os.WriteFile(filepath.Join(*outDir, "init.md"), table.Bytes(), 0o644))
 	raw, _ := json.MarshalIndent(results, "", "  ")
-	must(os.WriteFile(filepath.Join(*outDir, "init.json"), raw, 0o644))
+	kit.Must(os.WriteFile(filepath.Join(*outDir, "init.json"), raw, 0o644))
 }
 
 // startup is the median wall time of `X -- /bin/true`, in ms.
 func startup(in initProg) float64 {
 	out := filepath.Join(*outDir, "hyperfine-"+in.name+".json")
 	cmd := strings.Join(append(append([]string{}, in.argv...), "/bin/true"), " ")
-	run("hyperfine", "-N", "--warmup", "30", "--runs", strconv.Itoa(*runs), "--export-json", out, "--style", "none", cmd)
+	kit.Run("hyperfine", "-N", "--warmup", "30", "--runs", strconv.Itoa(*runs), "--export-json", out, "--style", "none", cmd)
 	var res struct {
 		Results []struct {
 			Median float64 `json:"median"`
 		} `json:"results"`
 	}
 	b, err := os.ReadFile(out)
-	must(err)
-	must(json.Unmarshal(b, &res))
+	kit.Must(err)
+	kit.Must(json.Unmarshal(b, &res))
 	return res.Results[0].Median * 1000
 }
 
@@ -104,7 +106,7 @@ func startup(in initProg) float64 {
 // the anonymous part of it (what is not the binary and libraries mapped from the page cache).
 func idleRSS(in initProg, testapp string) (rss, anon int) {
 	cmd := exec.Command(in.argv[0], append(in.argv[1:], testapp, "sleep", "30")...)
-	must(cmd.Start())
+	kit.Must(cmd.Start())
 	defer func() {
 		cmd.Process.Signal(syscall.SIGTERM)
 		cmd.Wait()
@@ -123,7 +125,7 @@ func reapOrphans(in initProg, testapp string) (ms, cpuMs float64, zombies int) {
 	argv = append(argv, testapp, "orphans", strconv.Itoa(*orphans), done)
 	cmd := exec.Command("unshare", argv...)
 	start := time.Now()
-	must(cmd.Start())
+	kit.Must(cmd.Start())
 	for {
 		if _, err := os.Stat(done); err == nil {
 			break
@@ -217,7 +219,7 @@ func childOf(pid int) int {
 
 func statusKiB(pid int, field string) int {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	must(err)
+	kit.Must(err)
 	for _, line := range strings.Split(string(b), "\n") {
 		if v, ok := strings.CutPrefix(line, field+":"); ok {
 			n, _ := strconv.Atoi(strings.Fields(v)[0])
@@ -229,7 +231,7 @@ func statusKiB(pid int, field string) int {
 
 func fileSize(path string) int64 {
 	fi, err := os.Stat(path)
-	must(err)
+	kit.Must(err)
 	return fi.Size()
 }
 
@@ -242,46 +244,6 @@ func linkage(path string) string {
 		return " (dynamic)"
 	}
 	return ""
-}
-
-// ensure installs the Debian packages of the commands that are missing.
-func ensure(cmds map[string]string) {
-	var pkgs []string
-	for cmd, pkg := range cmds {
-		if _, err := exec.LookPath(cmd); err != nil {
-			pkgs = append(pkgs, pkg)
-		}
-	}
-	if _, err := exec.LookPath("file"); err != nil {
-		pkgs = append(pkgs, "file")
-	}
-	if len(pkgs) == 0 {
-		return
-	}
-	sort.Strings(pkgs)
-	fmt.Fprintln(os.Stderr, "installing", pkgs)
-	run("apt-get", "update", "-qq")
-	run("apt-get", append([]string{"install", "-y", "-qq"}, pkgs...)...)
-}
-
-func build(out, pkg string) {
-	cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", out, pkg)
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	cmd.Stderr = os.Stderr
-	must(cmd.Run())
-}
-
-func run(name string, args ...string) {
-	cmd := exec.Command(name, args...)
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
-	must(cmd.Run())
-}
-
-func lookPath(name string) string {
-	p, err := exec.LookPath(name)
-	must(err)
-	return p
 }
 
 func uname() string {
@@ -297,19 +259,7 @@ func uname() string {
 	return "Linux " + string(b)
 }
 
-func cpus() int {
-	b, _ := os.ReadFile("/proc/cpuinfo")
-	return bytes.Count(b, []byte("\nprocessor")) + 1
-}
-
 func goVersion() string {
 	out, _ := exec.Command("go", "env", "GOVERSION").Output()
 	return strings.TrimSpace(string(out))
-}
-
-func must(err error) {
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "initbench:", err)
-		os.Exit(1)
-	}
 }

@@ -14,7 +14,6 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,6 +22,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/tenderinit/tender/bench/internal/kit"
 
 	"github.com/tenderinit/tender/apps"
 	"github.com/tenderinit/tender/control"
@@ -35,11 +36,12 @@ var (
 
 func main() {
 	flag.Parse()
-	must(os.MkdirAll(*outDir, 0o755))
+	kit.Name = "poolbench"
+	kit.Must(os.MkdirAll(*outDir, 0o755))
 	tender, _ := filepath.Abs("bin/tender")
 	demo, _ := filepath.Abs(filepath.Join(*outDir, "demo"))
-	build(tender, "./init")
-	build(demo, "./demo")
+	kit.Build(tender, "./init")
+	kit.Build(demo, "./demo")
 
 	own := demoStart(demo)
 	repl := replacement(tender, demo)
@@ -54,19 +56,19 @@ func main() {
 	fmt.Fprintf(&t, "| tender's RSS with 32 workers | %.1f MiB | | under 8 MiB |\n", float64(rss32)/1024)
 	fmt.Fprintf(&t, "\nReplacement minus the app's own start: %.1f ms (median).\n", median(repl)-median(own))
 	os.Stdout.Write(t.Bytes())
-	must(os.WriteFile(filepath.Join(*outDir, "pool.md"), t.Bytes(), 0o644))
+	kit.Must(os.WriteFile(filepath.Join(*outDir, "pool.md"), t.Bytes(), 0o644))
 }
 
 // demoStart times the demo app alone: from exec to its port accepting a connection.
 func demoStart(demo string) []float64 {
 	var out []float64
 	for i := 0; i < *kills; i++ {
-		port := freePort()
+		port := kit.FreePort()
 		cmd := exec.Command(demo)
 		cmd.Env = append(os.Environ(), "PORT="+port)
 		start := time.Now()
-		must(cmd.Start())
-		waitAccept(port)
+		kit.Must(cmd.Start())
+		kit.WaitAccept("127.0.0.1:" + port)
 		out = append(out, ms(time.Since(start)))
 		cmd.Process.Kill()
 		cmd.Wait()
@@ -81,9 +83,9 @@ func replacement(tender, demo string) []float64 {
 	ctl := filepath.Join(os.TempDir(), fmt.Sprintf("poolbench-%d.sock", os.Getpid()))
 	cmd := exec.Command(tender, "--", demo)
 	cmd.Env = append(os.Environ(), "TENDER_WORKERS=4", "TENDER_MIN_UPTIME=500ms", "TENDER_LOG_FORMAT=json",
-		"TENDER_CONTROL="+ctl, "TENDER_LISTEN=127.0.0.1:"+freePort())
+		"TENDER_CONTROL="+ctl, "TENDER_LISTEN=127.0.0.1:"+kit.FreePort())
 	stderr, _ := cmd.StderrPipe()
-	must(cmd.Start())
+	kit.Must(cmd.Start())
 	defer func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() }()
 
 	ready := make(chan logLine, 64)
@@ -103,10 +105,10 @@ func replacement(tender, demo string) []float64 {
 	for i := 0; i < *kills; i++ {
 		time.Sleep(700 * time.Millisecond) // past TENDER_MIN_UPTIME
 		resp, err := control.Call(ctl, control.Request{Cmd: "status"})
-		must(err)
+		kit.Must(err)
 		victim := resp.Status.Workers[i%len(resp.Status.Workers)]
 		t0 := time.Now()
-		must(syscall.Kill(victim.Pid, syscall.SIGKILL))
+		kit.Must(syscall.Kill(victim.Pid, syscall.SIGKILL))
 		for l := range ready {
 			if l.ID == victim.ID {
 				out = append(out, ms(l.Time.Sub(t0)))
@@ -129,8 +131,8 @@ func tenderRSS(tender, demo string, n int) int {
 	ctl := filepath.Join(os.TempDir(), fmt.Sprintf("poolbench-rss-%d.sock", os.Getpid()))
 	cmd := exec.Command(tender, "--", demo)
 	cmd.Env = append(os.Environ(), "TENDER_WORKERS="+strconv.Itoa(n), "TENDER_CONTROL="+ctl,
-		"TENDER_LISTEN=127.0.0.1:"+freePort(), "TENDER_LOG_LEVEL=warn")
-	must(cmd.Start())
+		"TENDER_LISTEN=127.0.0.1:"+kit.FreePort(), "TENDER_LOG_LEVEL=warn")
+	kit.Must(cmd.Start())
 	defer func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait(); os.Remove(ctl) }()
 	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
 		resp, err := control.Call(ctl, control.Request{Cmd: "status"})
@@ -140,7 +142,7 @@ func tenderRSS(tender, demo string, n int) int {
 	}
 	time.Sleep(2 * time.Second) // let start-up garbage be collected
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", cmd.Process.Pid))
-	must(err)
+	kit.Must(err)
 	for _, line := range strings.Split(string(b), "\n") {
 		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
 			kib, _ := strconv.Atoi(strings.Fields(v)[0])
@@ -159,23 +161,6 @@ func allReady(ws []apps.WorkerStatus) bool {
 	return true
 }
 
-func waitAccept(port string) {
-	for {
-		if c, err := net.Dial("tcp", "127.0.0.1:"+port); err == nil {
-			c.Close()
-			return
-		}
-		time.Sleep(200 * time.Microsecond)
-	}
-}
-
-func freePort() string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	must(err)
-	defer l.Close()
-	return strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
-}
-
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 func median(xs []float64) float64 { return pct(xs, 50) }
@@ -187,18 +172,4 @@ func pct(xs []float64, p int) float64 {
 	s := append([]float64(nil), xs...)
 	sort.Float64s(s)
 	return s[min(len(s)-1, len(s)*p/100)]
-}
-
-func build(out, pkg string) {
-	cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", out, pkg)
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	cmd.Stderr = os.Stderr
-	must(cmd.Run())
-}
-
-func must(err error) {
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "poolbench:", err)
-		os.Exit(1)
-	}
 }
