@@ -285,7 +285,7 @@ func TestMaxRequestsRecycles(t *testing.T) {
 	for e := range errs {
 		t.Errorf("a request failed: %s", e)
 	}
-	if failed.Load() != 0 || !strings.Contains(f.Stderr.String(), "TENDER_MAX_REQUESTS") {
+	if failed.Load() != 0 || !f.logged("TENDER_MAX_REQUESTS") {
 		t.Errorf("%d served, %d failed; log:\n%s", ok.Load(), failed.Load(), f.Stderr)
 	}
 	f.Signal(syscall.SIGTERM)

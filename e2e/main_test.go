@@ -242,6 +242,19 @@ func (r *Run) Signal(sig syscall.Signal) {
 	}
 }
 
+// logged waits for tender's stderr to say substr: the log reaches the test through a pipe,
+// a moment after tender wrote it.
+func (r *Run) logged(substr string) bool {
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if strings.Contains(r.Stderr.String(), substr) {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+	}
+}
+
 // eventually polls cond every 10ms until it holds, failing the test after timeout.
 func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()

@@ -161,7 +161,7 @@ func TestPoolStartsWorkersAndReplacesAKilledOne(t *testing.T) {
 			t.Errorf("worker %d was touched: pid %d -> %d, restarts %d", w.ID, before[w.ID], w.Pid, w.Restarts)
 		}
 	}
-	if !strings.Contains(p.Stderr.String(), "worker exited") {
+	if !p.logged("worker exited") {
 		t.Errorf("tender did not log the crash:\n%s", p.Stderr)
 	}
 	p.Signal(syscall.SIGTERM)
@@ -385,7 +385,7 @@ func TestPoolReplacesAHungWorker(t *testing.T) {
 			if took := time.Since(start); took < time.Second {
 				t.Errorf("replaced after %v, before the 1s health timeout", took)
 			}
-			if !strings.Contains(p.Stderr.String(), "stopped answering") {
+			if !p.logged("stopped answering") {
 				t.Errorf("the log does not say why:\n%s", p.Stderr)
 			}
 			p.Signal(syscall.SIGTERM)
@@ -469,7 +469,7 @@ func TestPoolReadyByNotify(t *testing.T) {
 	t.Parallel()
 	p := startPool(t, []string{"TENDER_WORKERS=2"}, "--", bin.testapp, "serve", "-no-listen", "-notify")
 	p.waitFor("2 ready by notify", 10*time.Second, nReady(2))
-	if !strings.Contains(p.Stderr.String(), "via=notify") {
+	if !p.logged("via=notify") {
 		t.Errorf("the log does not say the workers were ready by notification:\n%s", p.Stderr)
 	}
 	p.Signal(syscall.SIGTERM)
@@ -547,7 +547,7 @@ func TestControlSocketRefusesOtherUsers(t *testing.T) {
 	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "neither tender's uid 0 nor root") {
 		t.Errorf("another uid with an open socket got %v: %s", err, out)
 	}
-	if !strings.Contains(p.Stderr.String(), "refused a control request") {
+	if !p.logged("refused a control request") {
 		t.Errorf("tender did not log the refusal:\n%s", p.Stderr)
 	}
 	out, err := p.tenderCLI("status")
