@@ -259,34 +259,29 @@ func TestPoolCrashLoopBacksOffAndGivesUp(t *testing.T) {
 }
 
 // The seeds' fd bug in pool mode: a thousand failed starts, each with a spawn report built
-// from the worker's captured output, and tender's fd count is the same after as before.
+// from the worker's captured output, and tender's fd count is the same after as before. Both
+// counts are taken at rest, with both workers ready: the workers fail only while a file exists.
 func TestPoolThousandFailedStartsLeakNoFd(t *testing.T) {
 	t.Parallel()
-	env := []string{"TENDER_MAX_RESTARTS=0", "TENDER_RESTART_DELAY=3ms", "TENDER_RESTART_DELAY_MAX=3ms", "TENDER_WORKERS=2"}
-	p := startPool(t, env, "--", bin.testapp, "serve", "-exit-after", "1ms", "-delay", "1s", "-say", "failing on purpose")
+	failing := filepath.Join(t.TempDir(), "failing")
+	env := []string{"TENDER_MAX_RESTARTS=0", "TENDER_RESTART_DELAY=2ms", "TENDER_RESTART_DELAY_MAX=2ms", "TENDER_WORKERS=2"}
+	p := startPool(t, env, "--", bin.testapp, "serve", "-fail-while", failing, "-say", "failing on purpose")
 	tender := p.TenderPid()
-	restarts := func() int {
-		st, err := p.Status()
-		if err != nil || len(st.Workers) == 0 {
-			return 0
-		}
-		return st.Workers[0].Restarts
+	st := p.waitFor("2 ready", 10*time.Second, nReady(2))
+	fds0 := len(openFds(t, tender))
+
+	must(t, os.WriteFile(failing, nil, 0o644))
+	for _, w := range st.Workers {
+		killInNamespace(t, p.Run, w.Pid, syscall.SIGKILL)
 	}
-	sample := func(at int) int {
-		eventually(t, 60*time.Second, fmt.Sprintf("%d restarts", at), func() bool { return restarts() >= at })
-		fewest := 1 << 30
-		for i := 0; i < 100; i++ {
-			fewest = min(fewest, len(openFds(t, tender)))
-			time.Sleep(3 * time.Millisecond)
-		}
-		return fewest
+	p.waitFor("1,000 failed starts", 60*time.Second, func(st apps.Status) bool {
+		return len(st.Workers) == 2 && st.Workers[0].Restarts+st.Workers[1].Restarts >= 1000
+	})
+	must(t, os.Remove(failing))
+	st = p.waitFor("2 ready again", 10*time.Second, nReady(2))
+	if fds1 := len(openFds(t, tender)); fds1 != fds0 {
+		t.Errorf("tender has %d fds after 1,000 failed starts, %d before", fds1, fds0)
 	}
-	fds0 := sample(50)
-	fds1 := sample(550) // two workers: 1,000 failed starts in between
-	if fds1 > fds0 {
-		t.Errorf("tender has %d fds after 1,000 more failed starts, %d before", fds1, fds0)
-	}
-	st, _ := p.Status()
 	if r := st.Workers[0].LastFailure; r == nil || !slices.Contains(r.Output, "failing on purpose") || r.Exit != "exit status 1" {
 		t.Errorf("status has no spawn report with the worker's output and exit: %+v", r)
 	}

@@ -34,6 +34,7 @@ func cmdServe(args []string) {
 	ignoreTerm := fs.Bool("ignore-term", false, "ignore SIGTERM")
 	exitAfter := fs.Duration("exit-after", 0, "exit 1 after this long")
 	say := fs.String("say", "", "print this line on stderr at start")
+	failWhile := fs.String("fail-while", "", "exit 1 at once while this file exists")
 	sigs := fs.String("signals", "", "append \"pid signal\" to this file for each SIGUSR1, SIGUSR2 and SIGWINCH")
 	fs.Parse(args)
 
@@ -61,6 +62,9 @@ func cmdServe(args []string) {
 	}
 	if *say != "" {
 		fmt.Fprintln(os.Stderr, *say)
+	}
+	if _, err := os.Stat(*failWhile); *failWhile != "" && err == nil {
+		os.Exit(1)
 	}
 	if *exitAfter > 0 {
 		time.AfterFunc(*exitAfter, func() { os.Exit(1) })
