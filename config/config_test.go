@@ -123,7 +123,7 @@ func TestBadValuesNameTheVariable(t *testing.T) {
 		{"TENDER_ADMIN=nowhere", "", ":PORT"},
 	} {
 		var env, args []string
-		name := tc.flag
+		var name string
 		if tc.env != "" {
 			env = []string{tc.env}
 			name, _, _ = strings.Cut(tc.env, "=")

@@ -264,16 +264,18 @@ func cmdPgroup(args []string) {
 	os.Exit(0)
 }
 
+// hoard keeps what alloc allocates alive.
+var hoard [][]byte
+
 // alloc MiB_PER_STEP: allocate and touch memory without bound.
 func cmdAlloc(args []string) {
 	step := atoi(args[0]) << 20
-	var keep [][]byte
 	for {
 		b := make([]byte, step)
 		for i := 0; i < len(b); i += 4096 {
 			b[i] = 1
 		}
-		keep = append(keep, b)
+		hoard = append(hoard, b)
 		time.Sleep(10 * time.Millisecond)
 	}
 }
