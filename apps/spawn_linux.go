@@ -35,6 +35,9 @@ func SelfPath() (string, error) {
 	return os.Executable()
 }
 
+// stageEnv is the environment of the stage itself, not the app's.
+var stageEnv = []string{"GOMAXPROCS=1", "GOGC=off"}
+
 // Spawn is one process to start.
 type Spawn struct {
 	Args  []string
@@ -86,8 +89,10 @@ func (s *Spawner) Fork(stdio [3]int, exits chan<- reaper.Exit) (*Stage, error) {
 		files = append(files, uintptr(3+i))
 	}
 	files = append(files, uintptr(errP[1]), uintptr(planP[0]))
-	// The stage's own environment is tender's; the app's travels in the plan.
-	attr := &syscall.ProcAttr{Files: files, Sys: &syscall.SysProcAttr{Setpgid: true}}
+	// The app's environment travels in the plan. The stage's own tells its Go runtime that it
+	// is one thread that execs in a moment: no cgroup files read to size GOMAXPROCS at start,
+	// no garbage collection.
+	attr := &syscall.ProcAttr{Files: files, Env: stageEnv, Sys: &syscall.SysProcAttr{Setpgid: true}}
 	argv := []string{"tender", StageArg, strconv.Itoa(s.ListenFds)}
 	pid, err := s.Reaper.Start(func() (int, error) {
 		return syscall.ForkExec(s.Self, argv, attr)
