@@ -36,6 +36,9 @@ type Single struct {
 	Log     hclog.Logger
 	// OOM, when set, tells an exit by SIGKILL from the OOM killer's.
 	OOM *capabilities.OOMWatch
+	// Started, when set, runs once the first start is over, in a goroutine of its own: work
+	// that would otherwise slow the app's start down.
+	Started func()
 
 	exits chan reaper.Exit
 	first chan forked // the stage forked early by Fork, sent its plan by Run
@@ -96,6 +99,10 @@ func (s *Single) Run(signals <-chan os.Signal) int {
 	stopping := false
 	for {
 		pid, started := s.start()
+		if s.Started != nil {
+			go s.Started()
+			s.Started = nil
+		}
 		if pid == 0 {
 			return ExitCannotExecute
 		}

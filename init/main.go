@@ -67,7 +67,7 @@ func run(cfg *config.Config) int {
 	}
 
 	// 2. Take over every signal, and become the reaper of every orphan.
-	signals := reaper.CatchSignals()
+	signals, catchRest := reaper.CatchSignals()
 	if os.Getpid() != 1 {
 		if err := reaper.BecomeSubreaper(); err != nil {
 			log.Warn("cannot register as child subreaper: orphans will not be reaped by tender", "error", err)
@@ -95,16 +95,20 @@ func run(cfg *config.Config) int {
 	}
 
 	// 5. Run the app, and stay with it until it is done. tender protects itself from the OOM
-	//    killer meanwhile: the apps' score does not depend on its own.
+	//    killer meanwhile (the apps' score does not depend on its own), and catches the signals
+	//    that are not urgent: in single mode once the app has started, so as not to take CPU
+	//    from its start.
 	go protectFromOOM(cfg, origOOM, oomErr, spawner.Base.OOMScoreAdj, log)
 	code, grace := 0, cfg.KillGrace
 	if single != nil {
 		single.Env = env
 		single.OOM = capabilities.WatchOOMKills()
+		single.Started = catchRest
 		defer serveControl(cfg, single, log)()
 		defer serveAdmin(cfg, single, log)()
 		code = single.Run(signals)
 	} else {
+		go catchRest()
 		router, err := listenFront(cfg, log)
 		if err != nil {
 			log.Error(err.Error())

@@ -1,6 +1,8 @@
 package reaper
 
 import (
+	"os"
+	"syscall"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -39,6 +41,25 @@ func TestParseStatPPid(t *testing.T) {
 		got, ok := ParseStatPPid([]byte(stat))
 		if (want < 0) == ok || (ok && got != want) {
 			t.Errorf("ParseStatPPid(%q) = %d, %v; want %d", stat, got, ok, want)
+		}
+	}
+}
+
+// Between them, the urgent signals and the rest are every signal tender can catch, once each,
+// but the two it must leave alone: SIGCHLD (the reaper waits instead) and SIGURG (the runtime's).
+func TestCaughtSignals(t *testing.T) {
+	seen := map[os.Signal]int{}
+	for _, sig := range append(append([]os.Signal{}, urgent...), rest()...) {
+		seen[sig]++
+	}
+	for sig := syscall.Signal(1); sig <= 64; sig++ {
+		want := 1
+		switch sig {
+		case unix.SIGKILL, unix.SIGSTOP, unix.SIGCHLD, unix.SIGURG:
+			want = 0
+		}
+		if seen[sig] != want {
+			t.Errorf("signal %d (%s) caught %d times, want %d", sig, SignalName(sig), seen[sig], want)
 		}
 	}
 }

@@ -4,7 +4,9 @@ import (
 	"errors"
 	"os"
 	"os/signal"
+	"slices"
 	"strconv"
+	"sync"
 	"syscall"
 
 	"github.com/hashicorp/go-hclog"
@@ -12,8 +14,9 @@ import (
 )
 
 // urgent are the signals that, left to the Go runtime, would kill tender (TERM, INT, HUP) or
-// make it dump its goroutines and exit (QUIT). They are caught before anything is started.
-var urgent = []os.Signal{unix.SIGTERM, unix.SIGINT, unix.SIGHUP, unix.SIGQUIT}
+// make it dump its goroutines and exit (QUIT), and those that users most often send to an app
+// through its init (USR1, USR2, WINCH). They are caught before anything is started.
+var urgent = []os.Signal{unix.SIGTERM, unix.SIGINT, unix.SIGHUP, unix.SIGQUIT, unix.SIGUSR1, unix.SIGUSR2, unix.SIGWINCH}
 
 // CatchSignals takes over every signal tender can catch, except SIGCHLD (the reaper waits in
 // wait4 instead) and SIGURG (the Go runtime's preemption signal, nobody else's business), and
@@ -24,25 +27,28 @@ var urgent = []os.Signal{unix.SIGTERM, unix.SIGINT, unix.SIGHUP, unix.SIGQUIT}
 // keeps tender from stopping on SIGTSTP, SIGTTIN and SIGTTOU.
 //
 // The Go runtime enables each signal with a round trip to a thread of its own, some 50µs
-// apiece on a small VM, so only the urgent ones are caught before CatchSignals returns and the
-// rest while tender goes on starting the app; those are signals that the runtime would
-// otherwise drop or that stop tender until SIGCONT.
-func CatchSignals() <-chan os.Signal {
+// apiece on a small VM: some 3ms of CPU for all of them, which on a container's one or two
+// CPUs would be taken from the app's start. So only the urgent ones are caught before
+// CatchSignals returns; catchRest takes over the others (ALRM, TSTP, TTIN, TTOU, the real-time
+// signals...), and is meant to be called once the app runs. Until then those are dropped, or
+// stop tender until SIGCONT.
+func CatchSignals() (signals <-chan os.Signal, catchRest func()) {
 	c := make(chan os.Signal, 128)
 	signal.Notify(c, urgent...)
-	go signal.Notify(c, rest()...)
-	return c
+	var once sync.Once
+	return c, func() { once.Do(func() { signal.Notify(c, rest()...) }) }
 }
 
 func rest() []os.Signal {
 	var sigs []os.Signal
 	for sig := syscall.Signal(1); sig <= 64; sig++ {
 		switch sig {
-		case unix.SIGKILL, unix.SIGSTOP, unix.SIGCHLD, unix.SIGURG,
-			unix.SIGTERM, unix.SIGINT, unix.SIGHUP, unix.SIGQUIT:
+		case unix.SIGKILL, unix.SIGSTOP, unix.SIGCHLD, unix.SIGURG:
 			continue
 		}
-		sigs = append(sigs, sig)
+		if !slices.Contains(urgent, os.Signal(sig)) {
+			sigs = append(sigs, sig)
+		}
 	}
 	return sigs
 }
