@@ -13,10 +13,15 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// urgent are the signals that, left to the Go runtime, would kill tender (TERM, INT, HUP) or
-// make it dump its goroutines and exit (QUIT), and those that users most often send to an app
-// through its init (USR1, USR2, WINCH). They are caught before anything is started.
-var urgent = []os.Signal{unix.SIGTERM, unix.SIGINT, unix.SIGHUP, unix.SIGQUIT, unix.SIGUSR1, unix.SIGUSR2, unix.SIGWINCH}
+// urgent are the signals that, left to the Go runtime, would kill tender (TERM, INT, HUP), make
+// it dump its goroutines and exit (QUIT) or stop it (TSTP, TTIN, TTOU), and those that users
+// most often send to an app through its init (USR1, USR2, WINCH). They are caught before
+// anything is started.
+var urgent = []os.Signal{
+	unix.SIGTERM, unix.SIGINT, unix.SIGHUP, unix.SIGQUIT,
+	unix.SIGTSTP, unix.SIGTTIN, unix.SIGTTOU,
+	unix.SIGUSR1, unix.SIGUSR2, unix.SIGWINCH,
+}
 
 // CatchSignals takes over every signal tender can catch, except SIGCHLD (the reaper waits in
 // wait4 instead) and SIGURG (the Go runtime's preemption signal, nobody else's business), and
@@ -29,9 +34,8 @@ var urgent = []os.Signal{unix.SIGTERM, unix.SIGINT, unix.SIGHUP, unix.SIGQUIT, u
 // The Go runtime enables each signal with a round trip to a thread of its own, some 50µs
 // apiece on a small VM: some 3ms of CPU for all of them, which on a container's one or two
 // CPUs would be taken from the app's start. So only the urgent ones are caught before
-// CatchSignals returns; catchRest takes over the others (ALRM, TSTP, TTIN, TTOU, the real-time
-// signals...), and is meant to be called once the app runs. Until then those are dropped, or
-// stop tender until SIGCONT.
+// CatchSignals returns; catchRest takes over the others (ALRM, PWR, the real-time signals...),
+// and is meant to be called once the app runs. Until then those are dropped.
 func CatchSignals() (signals <-chan os.Signal, catchRest func()) {
 	c := make(chan os.Signal, 128)
 	signal.Notify(c, urgent...)
