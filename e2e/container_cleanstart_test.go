@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"encoding/json"
+	"net/http"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -173,5 +174,45 @@ func TestContainerPoolGracefulStop(t *testing.T) {
 	}
 	if n := len(readRecords(t, filepath.Join(b.Out, "starts"))); n != 3 {
 		t.Errorf("%d worker starts, want 3", n)
+	}
+}
+
+// In pool mode a worker that the OOM killer ends is reported as such and replaced, and tender
+// itself lives on: the raised apps' score makes the kernel's choice deterministic here.
+func TestContainerPoolOOMKillReplacesTheWorker(t *testing.T) {
+	t.Parallel()
+	limit := int64(128 << 20)
+	port := freePort(t)
+	b := newBundle(t, dockerDefaultCaps, []string{"TENDER_WORKERS=2", "TENDER_LISTEN=127.0.0.1:" + port, "TENDER_APP_OOM_SCORE_ADJ=+500"},
+		"--", "/testapp", "serve")
+	b.Spec.Linux.Resources = &specs.LinuxResources{Memory: &specs.LinuxMemory{Limit: &limit, Swap: &limit}}
+	b.Spec.Linux.Namespaces = slices.DeleteFunc(b.Spec.Linux.Namespaces, func(ns specs.LinuxNamespace) bool {
+		return ns.Type == specs.NetworkNamespace
+	})
+	r := b.run(t)
+	eventually(t, 20*time.Second, "2 ready workers", func() bool { return strings.Count(r.Stderr.String(), "worker ready") == 2 })
+
+	// The request dies with its worker (and with the ones it is retried on, being idempotent):
+	// it ends in 502, and the OOM kill is what counts.
+	client := &http.Client{Timeout: 30 * time.Second}
+	if resp, err := client.Get("http://127.0.0.1:" + port + "/grow?mb=512"); err == nil {
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusOK {
+			t.Fatalf("a worker kept 512 MiB in a 128 MiB container")
+		}
+	}
+	if !r.logged("worker killed by the OOM killer") {
+		t.Fatalf("tender did not report the OOM kill:\n%s", r.Stderr)
+	}
+	kills := strings.Count(r.Stderr.String(), "worker killed by the OOM killer")
+	eventually(t, 20*time.Second, "the killed workers replaced", func() bool {
+		return strings.Count(r.Stderr.String(), "worker ready") >= 2+kills
+	})
+	if r.Exited() {
+		t.Fatalf("tender exited after its worker's OOM kill:\n%s", r.Stderr)
+	}
+	r.Signal(syscall.SIGTERM)
+	if code := r.Wait(20 * time.Second); code != 0 {
+		t.Errorf("exit status %d after SIGTERM, want 0", code)
 	}
 }
