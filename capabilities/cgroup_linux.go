@@ -2,6 +2,7 @@ package capabilities
 
 import (
 	"bufio"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -16,16 +17,28 @@ type Cgroup struct {
 }
 
 // FindCgroup locates this process's cgroup directories from /proc/self/cgroup and
-// /proc/self/mountinfo. Without a cgroup namespace the process's cgroup is a path below the
-// mount's root, so the directory is the mount point joined with that path relative to the
-// root.
+// /proc/self/mountinfo.
 func FindCgroup() Cgroup {
-	paths := map[string]string{} // controller ("" for v2) -> cgroup path
-	f, err := os.Open("/proc/self/cgroup")
+	cgroups, err := os.Open("/proc/self/cgroup")
 	if err != nil {
 		return Cgroup{}
 	}
-	sc := bufio.NewScanner(f)
+	defer cgroups.Close()
+	mountinfo, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return Cgroup{}
+	}
+	defer mountinfo.Close()
+	return findCgroup(cgroups, mountinfo)
+}
+
+// findCgroup reads the cgroup directories from a /proc/PID/cgroup and a /proc/PID/mountinfo.
+// Without a cgroup namespace the process's cgroup is a path below the mount's root, so the
+// directory is the mount point joined with that path relative to the root. On a hybrid host
+// the v1 memory and cpu controllers win over the (controller-less) v2 hierarchy.
+func findCgroup(cgroups, mountinfo io.Reader) Cgroup {
+	paths := map[string]string{} // controller ("" for v2) -> cgroup path
+	sc := bufio.NewScanner(cgroups)
 	for sc.Scan() {
 		parts := strings.SplitN(sc.Text(), ":", 3)
 		if len(parts) != 3 {
@@ -35,15 +48,9 @@ func FindCgroup() Cgroup {
 			paths[c] = parts[2]
 		}
 	}
-	f.Close()
 
 	var cg Cgroup
-	f, err = os.Open("/proc/self/mountinfo")
-	if err != nil {
-		return Cgroup{}
-	}
-	defer f.Close()
-	sc = bufio.NewScanner(f)
+	sc = bufio.NewScanner(mountinfo)
 	for sc.Scan() {
 		// id parent major:minor root mountpoint options... - fstype source superoptions
 		fields := strings.Fields(sc.Text())

@@ -1,0 +1,104 @@
+package capabilities
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestFindCgroup(t *testing.T) {
+	const (
+		v2Root    = "35 30 0:30 / /sys/fs/cgroup rw,nosuid,nodev,noexec,relatime shared:9 - cgroup2 cgroup2 rw,nsdelegate\n"
+		v1Memory  = "40 32 0:35 / /sys/fs/cgroup/memory rw,nosuid shared:17 - cgroup cgroup rw,memory\n"
+		v1CPU     = "41 32 0:36 / /sys/fs/cgroup/cpu,cpuacct rw,nosuid shared:18 - cgroup cgroup rw,cpu,cpuacct\n"
+		unified   = "33 32 0:29 / /sys/fs/cgroup/unified rw,nosuid shared:10 - cgroup2 cgroup2 rw,nsdelegate\n"
+		procMount = "22 27 0:21 / /proc rw,relatime shared:13 - proc proc rw\n"
+	)
+	for _, tc := range []struct {
+		name, cgroups, mountinfo string
+		want                     Cgroup
+	}{
+		{"v2 with a cgroup namespace (Docker on a v2 host)", "0::/\n", procMount + v2Root,
+			Cgroup{2, "/sys/fs/cgroup", "/sys/fs/cgroup"}},
+		{"v2 without a cgroup namespace", "0::/system.slice/docker-abc.scope\n", v2Root,
+			Cgroup{2, "/sys/fs/cgroup/system.slice/docker-abc.scope", "/sys/fs/cgroup/system.slice/docker-abc.scope"}},
+		{"v1, the container's cgroup mounted as the root (Docker on a v1 host)",
+			"12:memory:/docker/abc\n5:cpu,cpuacct:/docker/abc\n1:name=systemd:/docker/abc\n",
+			"40 32 0:35 /docker/abc /sys/fs/cgroup/memory ro,nosuid - cgroup cgroup rw,memory\n" +
+				"41 32 0:36 /docker/abc /sys/fs/cgroup/cpu,cpuacct ro,nosuid - cgroup cgroup rw,cpu,cpuacct\n",
+			Cgroup{1, "/sys/fs/cgroup/memory", "/sys/fs/cgroup/cpu,cpuacct"}},
+		{"hybrid: v1 controllers win over the unified hierarchy listed first",
+			"9:memory:/user.slice\n4:cpu,cpuacct:/user.slice\n0::/user.slice\n", unified + v1Memory + v1CPU,
+			Cgroup{1, "/sys/fs/cgroup/memory/user.slice", "/sys/fs/cgroup/cpu,cpuacct/user.slice"}},
+		{"hybrid: and listed last", "9:memory:/a\n4:cpu,cpuacct:/a\n0::/a\n", v1Memory + v1CPU + unified,
+			Cgroup{1, "/sys/fs/cgroup/memory/a", "/sys/fs/cgroup/cpu,cpuacct/a"}},
+		{"a path outside the mount's root is the root (a namespace)", "9:memory:/elsewhere\n",
+			"40 32 0:35 /docker/abc /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n",
+			Cgroup{1, "/sys/fs/cgroup/memory", ""}},
+		{"no cgroup file system mounted", "0::/\n", procMount, Cgroup{}},
+		{"garbage", "what\n::\n", "not a mountinfo line\n- - -\n", Cgroup{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := findCgroup(strings.NewReader(tc.cgroups), strings.NewReader(tc.mountinfo))
+			if got != tc.want {
+				t.Errorf("got %+v, want %+v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestCgroupLimitsAndOOMKills(t *testing.T) {
+	write := func(dir, name, content string) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	v1, v2 := t.TempDir(), t.TempDir()
+	cg1, cg2 := Cgroup{1, v1, v1}, Cgroup{2, v2, v2}
+
+	write(v1, "memory.limit_in_bytes", "9223372036854771712\n")
+	write(v2, "memory.max", "max\n")
+	for _, cg := range []Cgroup{cg1, cg2} {
+		if n, ok := cg.MemoryLimit(); ok {
+			t.Errorf("v%d: memory limit %d, want none", cg.Version, n)
+		}
+	}
+	write(v1, "memory.limit_in_bytes", "67108864\n")
+	write(v2, "memory.max", "67108864\n")
+	for _, cg := range []Cgroup{cg1, cg2} {
+		if n, ok := cg.MemoryLimit(); !ok || n != 64<<20 {
+			t.Errorf("v%d: memory limit %d %v, want 64 MiB", cg.Version, n, ok)
+		}
+	}
+
+	write(v1, "cpu.cfs_quota_us", "-1\n")
+	write(v1, "cpu.cfs_period_us", "100000\n")
+	write(v2, "cpu.max", "max 100000\n")
+	for _, cg := range []Cgroup{cg1, cg2} {
+		if n, ok := cg.CPUQuota(); ok {
+			t.Errorf("v%d: CPU quota %v, want none", cg.Version, n)
+		}
+	}
+	write(v1, "cpu.cfs_quota_us", "50000\n")
+	write(v2, "cpu.max", "150000 100000\n")
+	if n, ok := cg1.CPUQuota(); !ok || n != 0.5 {
+		t.Errorf("v1: CPU quota %v %v, want 0.5", n, ok)
+	}
+	if n, ok := cg2.CPUQuota(); !ok || n != 1.5 {
+		t.Errorf("v2: CPU quota %v %v, want 1.5", n, ok)
+	}
+
+	write(v1, "memory.oom_control", "oom_kill_disable 0\nunder_oom 0\noom_kill 2\n")
+	write(v2, "memory.events", "low 0\nhigh 0\nmax 7\noom 1\noom_kill 1\noom_group_kill 0\n")
+	if n, ok := cg1.OOMKills(); !ok || n != 2 {
+		t.Errorf("v1: OOM kills %d %v, want 2", n, ok)
+	}
+	if n, ok := cg2.OOMKills(); !ok || n != 1 {
+		t.Errorf("v2: OOM kills %d %v, want 1", n, ok)
+	}
+	if _, ok := (Cgroup{}).OOMKills(); ok {
+		t.Error("OOM kills without a cgroup, want none")
+	}
+}
