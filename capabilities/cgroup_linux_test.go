@@ -49,54 +49,53 @@ func TestFindCgroup(t *testing.T) {
 }
 
 func TestCgroupLimitsAndOOMKills(t *testing.T) {
-	write := func(dir, name, content string) {
-		t.Helper()
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	v1, v2 := t.TempDir(), t.TempDir()
-	cg1, cg2 := Cgroup{1, v1, v1}, Cgroup{2, v2, v2}
-
-	write(v1, "memory.limit_in_bytes", "9223372036854771712\n")
-	write(v2, "memory.max", "max\n")
-	for _, cg := range []Cgroup{cg1, cg2} {
-		if n, ok := cg.MemoryLimit(); ok {
-			t.Errorf("v%d: memory limit %d, want none", cg.Version, n)
-		}
-	}
-	write(v1, "memory.limit_in_bytes", "67108864\n")
-	write(v2, "memory.max", "67108864\n")
-	for _, cg := range []Cgroup{cg1, cg2} {
-		if n, ok := cg.MemoryLimit(); !ok || n != 64<<20 {
-			t.Errorf("v%d: memory limit %d %v, want 64 MiB", cg.Version, n, ok)
-		}
-	}
-
-	write(v1, "cpu.cfs_quota_us", "-1\n")
-	write(v1, "cpu.cfs_period_us", "100000\n")
-	write(v2, "cpu.max", "max 100000\n")
-	for _, cg := range []Cgroup{cg1, cg2} {
-		if n, ok := cg.CPUQuota(); ok {
-			t.Errorf("v%d: CPU quota %v, want none", cg.Version, n)
-		}
-	}
-	write(v1, "cpu.cfs_quota_us", "50000\n")
-	write(v2, "cpu.max", "150000 100000\n")
-	if n, ok := cg1.CPUQuota(); !ok || n != 0.5 {
-		t.Errorf("v1: CPU quota %v %v, want 0.5", n, ok)
-	}
-	if n, ok := cg2.CPUQuota(); !ok || n != 1.5 {
-		t.Errorf("v2: CPU quota %v %v, want 1.5", n, ok)
-	}
-
-	write(v1, "memory.oom_control", "oom_kill_disable 0\nunder_oom 0\noom_kill 2\n")
-	write(v2, "memory.events", "low 0\nhigh 0\nmax 7\noom 1\noom_kill 1\noom_group_kill 0\n")
-	if n, ok := cg1.OOMKills(); !ok || n != 2 {
-		t.Errorf("v1: OOM kills %d %v, want 2", n, ok)
-	}
-	if n, ok := cg2.OOMKills(); !ok || n != 1 {
-		t.Errorf("v2: OOM kills %d %v, want 1", n, ok)
+	for _, tc := range []struct {
+		name    string
+		version int
+		files   map[string]string
+		mem     uint64 // 0: no limit
+		cpus    float64
+		kills   uint64
+	}{
+		{"v1 without limits", 1, map[string]string{
+			"memory.limit_in_bytes": "9223372036854771712\n",
+			"cpu.cfs_quota_us":      "-1\n", "cpu.cfs_period_us": "100000\n",
+			"memory.oom_control": "oom_kill_disable 0\nunder_oom 0\noom_kill 2\n",
+		}, 0, 0, 2},
+		{"v1 with limits", 1, map[string]string{
+			"memory.limit_in_bytes": "67108864\n",
+			"cpu.cfs_quota_us":      "50000\n", "cpu.cfs_period_us": "100000\n",
+			"memory.oom_control": "oom_kill_disable 0\nunder_oom 0\noom_kill 2\n",
+		}, 64 << 20, 0.5, 2},
+		{"v2 without limits", 2, map[string]string{
+			"memory.max":    "max\n",
+			"cpu.max":       "max 100000\n",
+			"memory.events": "low 0\nhigh 0\nmax 7\noom 1\noom_kill 1\noom_group_kill 0\n",
+		}, 0, 0, 1},
+		{"v2 with limits", 2, map[string]string{
+			"memory.max":    "67108864\n",
+			"cpu.max":       "150000 100000\n",
+			"memory.events": "low 0\nhigh 0\nmax 7\noom 1\noom_kill 1\noom_group_kill 0\n",
+		}, 64 << 20, 1.5, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			for name, content := range tc.files {
+				if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			cg := Cgroup{tc.version, dir, dir}
+			if n, ok := cg.MemoryLimit(); ok != (tc.mem > 0) || (ok && n != tc.mem) {
+				t.Errorf("memory limit %d %v, want %d (0: none)", n, ok, tc.mem)
+			}
+			if n, ok := cg.CPUQuota(); ok != (tc.cpus > 0) || (ok && n != tc.cpus) {
+				t.Errorf("CPU quota %v %v, want %v (0: none)", n, ok, tc.cpus)
+			}
+			if n, ok := cg.OOMKills(); !ok || n != tc.kills {
+				t.Errorf("OOM kills %d %v, want %d", n, ok, tc.kills)
+			}
+		})
 	}
 	if _, ok := (Cgroup{}).OOMKills(); ok {
 		t.Error("OOM kills without a cgroup, want none")

@@ -6,7 +6,6 @@ import (
 	"os/signal"
 	"slices"
 	"strconv"
-	"sync"
 	"syscall"
 
 	"github.com/hashicorp/go-hclog"
@@ -39,8 +38,7 @@ var urgent = []os.Signal{
 func CatchSignals() (signals <-chan os.Signal, catchRest func()) {
 	c := make(chan os.Signal, 128)
 	signal.Notify(c, urgent...)
-	var once sync.Once
-	return c, func() { once.Do(func() { signal.Notify(c, rest()...) }) }
+	return c, func() { signal.Notify(c, rest()...) }
 }
 
 func rest() []os.Signal {
