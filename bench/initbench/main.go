@@ -1,11 +1,12 @@
 // Command initbench compares tender with tini, dumb-init and catatonit on this machine, in one
 // run, and prints a Markdown table (also written to bench/out/init.md):
 //
-//   - start-up: `X -- /bin/true`, median wall time over many runs (hyperfine);
+//   - start-up: `X -- /bin/true`, median wall time over many runs (hyperfine), in rounds
+//     across the inits;
 //   - idle RSS of the init with one sleeping child;
 //   - size of the binary;
 //   - time to reap 10,000 orphans made by a test program, with the init as PID 1, and the
-//     zombies left.
+//     zombies left: the median of -reap-runs runs, taken in rounds across the inits.
 //
 // It installs the peers (and hyperfine) from Debian when they are missing and it runs as root.
 // Run it with `make bench`.
@@ -19,6 +20,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -34,9 +36,11 @@ type initProg struct {
 }
 
 var (
-	runs    = flag.Int("runs", 300, "hyperfine runs per start-up measurement")
-	orphans = flag.Int("orphans", 10000, "orphans to reap")
-	outDir  = flag.String("out", "bench/out", "where the table and raw results go")
+	runs          = flag.Int("runs", 300, "hyperfine runs per init for the start-up")
+	startupRounds = flag.Int("startup-rounds", 3, "rounds the start-up runs are split into; the table has the median")
+	orphans       = flag.Int("orphans", 10000, "orphans to reap")
+	orphanRuns    = flag.Int("reap-runs", 3, "orphan runs per init, in rounds; the table has the median")
+	outDir        = flag.String("out", "bench/out", "where the table and raw results go")
 )
 
 func main() {
@@ -48,8 +52,9 @@ func main() {
 	kit.Build(testapp, "./internal/testapp")
 	tender, _ := filepath.Abs("bin/tender")
 	kit.Build(tender, "./init")
-	reexec := filepath.Join(*outDir, "reexec")
+	reexec, reexecDeps := filepath.Join(*outDir, "reexec"), filepath.Join(*outDir, "reexec-deps")
 	kit.Build(reexec, "./bench/initbench/reexec")
+	kit.Build(reexecDeps, "./bench/initbench/reexec", "-tags=tenderdeps")
 
 	tiniStatic := "/usr/bin/tini-static"
 	if _, err := os.Stat(tiniStatic); err != nil {
@@ -63,14 +68,17 @@ func main() {
 	}
 
 	var table bytes.Buffer
-	fmt.Fprintf(&table, "| init | `X -- /bin/true` (median) | idle RSS, one sleeping child (anonymous) | binary | %d orphans as PID 1: wall time, the init's CPU | zombies left |\n", *orphans)
+	fmt.Fprintf(&table, "| init | `X -- /bin/true` (median) | idle RSS, one sleeping child (anonymous) | binary | %d orphans as PID 1: wall time, the init's CPU (median of %d) | zombies left (most) |\n", *orphans, *orphanRuns)
 	fmt.Fprintf(&table, "|---|---|---|---|---|---|\n")
 	results := map[string]map[string]float64{}
+	floors := []initProg{{name: "reexec", argv: []string{reexec, "--"}}, {name: "reexec-deps", argv: []string{reexecDeps, "--"}}}
+	starts := startups(append(slices.Clone(inits), floors...))
+	reaps := reapRounds(inits, testapp)
 	for _, in := range inits {
-		start := startup(in)
+		start := starts[in.name]
 		rss, anon := idleRSS(in, testapp)
 		size := fileSize(in.binary)
-		reap, cpu, zombies := reapOrphans(in, testapp)
+		reap, cpu, zombies := reaps[in.name].median()
 		results[in.name] = map[string]float64{"startup_ms": start, "rss_kib": float64(rss), "anon_kib": float64(anon), "size_bytes": float64(size),
 			"reap_ms": reap, "reap_cpu_ms": cpu, "zombies": float64(zombies)}
 		fmt.Fprintf(&table, "| %s | %.2f ms | %.1f MiB (%.1f MiB) | %.2f MiB%s | %.0f ms, %.0f ms CPU | %d |\n",
@@ -80,11 +88,13 @@ func main() {
 	fmt.Fprintf(&table, "\ntender vs tini: start-up %+.2f ms (tender's includes the clean-start stage, a second Go process); "+
 		"orphans: wall %+.0f ms, init CPU %+.0f ms. The wall time is mostly the test program making the orphans.\n",
 		t["startup_ms"]-tini["startup_ms"], t["reap_ms"]-tini["reap_ms"], t["reap_cpu_ms"]-tini["reap_cpu_ms"])
-	floor := startup(initProg{name: "reexec", argv: []string{reexec, "--"}})
+	floor, floorDeps := starts["reexec"], starts["reexec-deps"]
 	fmt.Fprintf(&table, "\nThe floor for a Go init with a clean-start stage, a Go program that only re-executes itself "+
-		"once and execs the command (bench/initbench/reexec): %.2f ms, %+.2f ms from tini; tender is %+.2f ms from that floor.\n",
-		floor, floor-tini["startup_ms"], t["startup_ms"]-floor)
+		"once and execs the command (bench/initbench/reexec): %.2f ms, %+.2f ms from tini; tender is %+.2f ms from that floor. "+
+		"The same program linking tender's packages, whose initialisation then runs in both processes: %.2f ms (%+.2f ms).\n",
+		floor, floor-tini["startup_ms"], t["startup_ms"]-floor, floorDeps, floorDeps-floor)
 	results["reexec"] = map[string]float64{"startup_ms": floor}
+	results["reexec-deps"] = map[string]float64{"startup_ms": floorDeps}
 	fmt.Fprintf(&table, "\nMachine: %s, %d CPUs; %s; `make bench` on %s.\n", uname(), kit.CPUs(), goVersion(), time.Now().UTC().Format("2006-01-02"))
 
 	os.Stdout.Write(table.Bytes())
@@ -93,20 +103,36 @@ func main() {
 	kit.Must(os.WriteFile(filepath.Join(*outDir, "init.json"), raw, 0o644))
 }
 
-// startup is the median wall time of `X -- /bin/true`, in ms.
-func startup(in initProg) float64 {
-	out := filepath.Join(*outDir, "hyperfine-"+in.name+".json")
-	cmd := strings.Join(append(append([]string{}, in.argv...), "/bin/true"), " ")
-	kit.Run("hyperfine", "-N", "--warmup", "30", "--runs", strconv.Itoa(*runs), "--export-json", out, "--style", "none", cmd)
-	var res struct {
-		Results []struct {
-			Median float64 `json:"median"`
-		} `json:"results"`
+// startups is the median wall time of `X -- /bin/true` for each init, in ms: the median of
+// the medians of -startup-rounds hyperfine runs over all of them, so that a slow spell of the
+// machine falls on every init rather than on one.
+func startups(inits []initProg) map[string]float64 {
+	args := []string{"-N", "--warmup", "30", "--runs", strconv.Itoa(max(1, *runs / *startupRounds)), "--style", "none"}
+	for _, in := range inits {
+		args = append(args, "-n", in.name, strings.Join(append(slices.Clone(in.argv), "/bin/true"), " "))
 	}
-	b, err := os.ReadFile(out)
-	kit.Must(err)
-	kit.Must(json.Unmarshal(b, &res))
-	return res.Results[0].Median * 1000
+	rounds := map[string][]float64{}
+	for round := range *startupRounds {
+		out := filepath.Join(*outDir, fmt.Sprintf("hyperfine-%d.json", round))
+		kit.Run("hyperfine", append(args, "--export-json", out)...)
+		var res struct {
+			Results []struct {
+				Command string  `json:"command"`
+				Median  float64 `json:"median"`
+			} `json:"results"`
+		}
+		b, err := os.ReadFile(out)
+		kit.Must(err)
+		kit.Must(json.Unmarshal(b, &res))
+		for _, r := range res.Results {
+			rounds[r.Command] = append(rounds[r.Command], r.Median*1000)
+		}
+	}
+	medians := map[string]float64{}
+	for name, ms := range rounds {
+		medians[name] = medianOf(ms)
+	}
+	return medians
 }
 
 // idleRSS is the init's resident set, in KiB, once it has settled with one sleeping child, and
@@ -120,6 +146,41 @@ func idleRSS(in initProg, testapp string) (rss, anon int) {
 	}()
 	time.Sleep(time.Second)
 	return statusKiB(cmd.Process.Pid, "VmRSS"), statusKiB(cmd.Process.Pid, "RssAnon")
+}
+
+// reapRuns are the wall times, CPU times and zombies of one init's orphan runs.
+type reapRuns struct {
+	ms, cpuMs []float64
+	zombies   int // the most left by any run
+}
+
+// reapRounds runs reapOrphans for every init, -reap-runs rounds of them in turn, so that a
+// slow spell of the machine falls on all of them rather than on one.
+func reapRounds(inits []initProg, testapp string) map[string]*reapRuns {
+	runs := map[string]*reapRuns{}
+	for range *orphanRuns {
+		for _, in := range inits {
+			r := runs[in.name]
+			if r == nil {
+				r = &reapRuns{}
+				runs[in.name] = r
+			}
+			ms, cpu, zombies := reapOrphans(in, testapp)
+			r.ms, r.cpuMs, r.zombies = append(r.ms, ms), append(r.cpuMs, cpu), max(r.zombies, zombies)
+		}
+	}
+	return runs
+}
+
+// median is the median wall and CPU time of the runs, and the most zombies any left.
+func (r *reapRuns) median() (ms, cpuMs float64, zombies int) {
+	return medianOf(r.ms), medianOf(r.cpuMs), r.zombies
+}
+
+func medianOf(xs []float64) float64 {
+	xs = slices.Clone(xs)
+	slices.Sort(xs)
+	return xs[len(xs)/2]
 }
 
 // reapOrphans runs the init as PID 1 of a new PID namespace over a program that makes the

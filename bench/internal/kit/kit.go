@@ -16,9 +16,10 @@ import (
 // Name prefixes the errors Must prints.
 var Name = "bench"
 
-// Build builds pkg as a static, stripped binary at out.
-func Build(out, pkg string) {
-	cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", out, pkg)
+// Build builds pkg as a static, stripped binary at out, with any further go build flags.
+func Build(out, pkg string, flags ...string) {
+	args := append([]string{"build", "-trimpath", "-ldflags=-s -w", "-o", out}, flags...)
+	cmd := exec.Command("go", append(args, pkg)...)
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	cmd.Stderr = os.Stderr
 	Must(cmd.Run())
