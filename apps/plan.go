@@ -3,49 +3,32 @@
 package apps
 
 import (
-	"encoding/json"
-	"fmt"
-
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
-// StageArg is the hidden argument that makes tender run the clean-start stage instead of
-// its normal life. It is not a word anyone would type.
-const StageArg = "__tender_clean_start__"
-
-// Plan is what the clean-start stage does to a process before it becomes the app. The
-// process settings have the names and shapes of an OCI config.json's "process".
+// Plan is what the clean start does to every app process between fork and exec, beyond what
+// it does to all (stdio, signals, fds). The settings have the names and shapes of an OCI
+// config.json's "process"; nil and empty ones leave the process as tender is.
 type Plan struct {
-	Args            []string                 `json:"args"`
-	Env             []string                 `json:"env"`
-	OOMScoreAdj     *int                     `json:"oomScoreAdj,omitempty"`
-	User            *specs.User              `json:"user,omitempty"`
-	Capabilities    *specs.LinuxCapabilities `json:"capabilities,omitempty"`
-	Rlimits         []specs.POSIXRlimit      `json:"rlimits,omitempty"`
-	NoNewPrivileges bool                     `json:"noNewPrivileges,omitempty"`
-	// ListenFds is how many sockets, at fds 3 and up, the app receives by socket activation.
-	ListenFds int `json:"listenFds,omitempty"`
-	// Foreground makes the app's process group the terminal's foreground group.
-	Foreground bool `json:"foreground,omitempty"`
+	OOMScoreAdj     *int
+	User            *specs.User
+	Capabilities    *specs.LinuxCapabilities
+	Rlimits         []specs.POSIXRlimit
+	NoNewPrivileges bool
 }
 
-func (p *Plan) encode() ([]byte, error) { return json.Marshal(p) }
-
-func decodePlan(b []byte) (*Plan, error) {
-	var p Plan
-	if err := json.Unmarshal(b, &p); err != nil {
-		return nil, fmt.Errorf("bad plan: %w", err)
-	}
-	if len(p.Args) == 0 {
-		return nil, fmt.Errorf("bad plan: no command")
-	}
-	return &p, nil
-}
-
-// StageError is a failure of the clean-start stage: the app was not started.
-type StageError struct {
-	Step string // the step that failed, as the stage names it
+// StartError is a failed clean start: the app's code never ran. Step names what failed.
+type StartError struct {
+	Step string
 	Msg  string
+	// Code is the exit status a shell would give: 127 for a command not found, else 126.
+	Code int
 }
 
-func (e *StageError) Error() string { return e.Step + ": " + e.Msg }
+func (e *StartError) Error() string { return e.Step + ": " + e.Msg }
+
+// Exit statuses of an app process that could not be started, as a shell reports them.
+const (
+	ExitNotFound      = 127
+	ExitCannotExecute = 126
+)

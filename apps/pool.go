@@ -109,7 +109,7 @@ type worker struct {
 	tail      *Tail
 	notify    *notifySocket
 	stop      chan struct{} // closed when the worker is gone: ends its helpers
-	stageErr  *StageError
+	startErr  *StartError
 	expected  bool      // tender stopped it, so its exit is no crash
 	signaled  bool      // SIGTERM was sent
 	drainedBy time.Time // when draining, SIGTERM at the latest then
@@ -302,9 +302,9 @@ func (p *Pool) onStarted(w *worker, pid int, err error) {
 	if !p.workers[w] {
 		return
 	}
-	var se *StageError
+	var se *StartError
 	if errors.As(err, &se) {
-		w.stageErr = se // the stage exits; its report comes with the exit
+		w.startErr = se // the process exits; the report comes with its exit
 		return
 	}
 	p.log.Debug("worker started", "id", w.slot.id, "pid", pid, "port", w.port)
@@ -553,8 +553,8 @@ func (p *Pool) report(w *worker, exit reaper.Exit, lifetime time.Duration) {
 	if w.reason != "" {
 		r.Exit = w.reason + " (" + exit.String() + ")"
 	}
-	if w.stageErr != nil {
-		r.Step, r.Exit = w.stageErr.Step, w.stageErr.Msg+" ("+exit.String()+")"
+	if w.startErr != nil {
+		r.Step, r.Exit = w.startErr.Step, w.startErr.Msg+" ("+exit.String()+")"
 	}
 	w.slot.report = r
 	args := []any{"id", w.slot.id, "pid", w.pid, "exit", r.Exit, "lifetime", lifetime.Round(time.Millisecond)}

@@ -40,9 +40,6 @@ type Single struct {
 	// that would otherwise slow the app's start down.
 	Started func()
 
-	exits chan reaper.Exit
-	first chan forked // the stage forked early by Fork, sent its plan by Run
-
 	mu    sync.Mutex // guards state, for Status
 	state WorkerStatus
 	began time.Time
@@ -79,11 +76,6 @@ func (s *Single) setState(pid int, state string, began time.Time) {
 	s.mu.Unlock()
 }
 
-type forked struct {
-	stage *Stage
-	err   error
-}
-
 // stopSignals are the signals after which a child that exits is not restarted: the
 // orchestrator wants the container to stop.
 var stopSignals = map[syscall.Signal]bool{unix.SIGTERM: true, unix.SIGINT: true, unix.SIGQUIT: true}
@@ -92,24 +84,21 @@ var stopSignals = map[syscall.Signal]bool{unix.SIGTERM: true, unix.SIGINT: true,
 // the exit status for tender: the child's, 128+N when signal N killed it, 126 or 127 when it
 // could not be started.
 func (s *Single) Run(signals <-chan os.Signal) int {
-	if s.exits == nil {
-		s.exits = make(chan reaper.Exit, 1)
-	}
-	exits := s.exits
+	exits := make(chan reaper.Exit, 1)
 	stopping := false
 	for {
-		pid, started := s.start()
+		pid, code, started := s.start(exits)
 		if s.Started != nil {
 			go s.Started()
 			s.Started = nil
 		}
 		if pid == 0 {
-			return ExitCannotExecute
+			return code
 		}
 		s.setState(pid, Running, started)
 		exit := s.wait(pid, signals, exits, &stopping)
 		s.setState(0, "exited", time.Time{})
-		code := exit.Code()
+		code = exit.Code()
 		uptime := time.Since(started)
 		if exit.Status.Signaled() && exit.Status.Signal() == unix.SIGKILL && s.OOM.Struck() {
 			s.Log.Warn("the app was killed by the OOM killer", "pid", pid, "uptime", uptime.Round(time.Millisecond))
@@ -135,57 +124,26 @@ func (s *Single) Run(signals <-chan os.Signal) int {
 	}
 }
 
-// Fork starts the first child's clean-start stage ahead of Run, in the background, so that
-// its start-up overlaps tender's own (the fork itself blocks the calling thread until the
-// stage's exec is done); the stage runs none of the app's code until Run sends its plan.
-func (s *Single) Fork() {
-	s.exits = make(chan reaper.Exit, 1)
-	s.first = make(chan forked, 1)
-	go func() {
-		st, err := s.Spawner.Fork(stdio, s.exits)
-		s.first <- forked{st, err}
-	}()
-}
-
-// Abandon lets go of a stage forked by Fork that will never run the app.
-func (s *Single) Abandon() {
-	if s.first != nil {
-		if f := <-s.first; f.stage != nil {
-			f.stage.Abandon()
-		}
-	}
-}
-
 // stdio: the single child shares tender's standard input, output and error.
 var stdio = [3]int{0, 1, 2}
 
-// start starts the child and reports a stage failure; a pid of 0 means nothing started.
-func (s *Single) start() (int, time.Time) {
-	started := time.Now()
-	var st *Stage
-	var err error
-	if s.first != nil {
-		f := <-s.first
-		st, err, s.first = f.stage, f.err, nil
-	} else {
-		st, err = s.Spawner.Fork(stdio, s.exits)
-	}
-	pid := 0
-	if err == nil {
-		pid = st.Pid
-		err = s.Spawner.Exec(st, Spawn{Args: s.Args, Env: s.Env, Stdio: stdio, Foreground: true})
-	}
-	var se *StageError
+// start starts the child and reports a failed start; a pid of 0 means nothing started, and
+// code is then the exit status for tender.
+func (s *Single) start(exits chan<- reaper.Exit) (pid, code int, started time.Time) {
+	started = time.Now()
+	pid, err := s.Spawner.Start(Spawn{Args: s.Args, Env: s.Env, Stdio: stdio, Foreground: true}, exits)
+	var se *StartError
 	switch {
 	case errors.As(err, &se):
 		s.Log.Error("cannot start the app", "step", se.Step, "error", se.Msg)
+		code = se.Code
 	case err != nil:
 		s.Log.Error("cannot start the app", "error", err)
-		return 0, started
+		code = ExitCannotExecute
 	default:
 		s.Log.Debug("started the app", "pid", pid, "args", s.Args)
 	}
-	return pid, started
+	return pid, code, started
 }
 
 // wait forwards signals to pid until it exits.

@@ -1,42 +1,31 @@
 package apps
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"os"
+	"path/filepath"
+	"runtime"
 	"strconv"
+	"strings"
 	"syscall"
+	"unsafe"
 
+	"github.com/moby/sys/capability"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
+	"github.com/tenderinit/tender/internal/nofile"
 	"github.com/tenderinit/tender/reaper"
 )
 
-// Spawner starts app processes, every one through the clean-start stage.
+// Spawner starts app processes, every one with a clean start.
 type Spawner struct {
 	Reaper *reaper.Reaper
-	// Self is the program that runs the stage: tender itself.
-	Self string
 	// ListenFds is how many sockets, at fds 3 and up, every app receives (socket activation).
 	ListenFds int
-	// Base is the part of every plan that does not depend on the process: OOM score, user,
-	// capabilities, limits.
+	// Base is what every app process gets: OOM score, user, capabilities, limits.
 	Base Plan
 }
-
-// SelfPath is the path tender re-executes to run the stage: /proc/self/exe, which works even
-// when the binary was replaced or deleted, or where /proc is missing, the path tender was
-// started as.
-func SelfPath() (string, error) {
-	if _, err := os.Stat("/proc/self/exe"); err == nil {
-		return "/proc/self/exe", nil
-	}
-	return os.Executable()
-}
-
-// stageEnv is the environment of the stage itself, not the app's.
-var stageEnv = []string{"GOMAXPROCS=1", "GOGC=off"}
 
 // Spawn is one process to start.
 type Spawn struct {
@@ -47,132 +36,324 @@ type Spawn struct {
 	Foreground bool
 }
 
-// Stage is a clean-start stage that has been forked and waits for its plan.
-type Stage struct {
-	Pid    int
-	planW  int // tender's end of the pipe the plan goes through
-	errR   int // tender's end of the pipe a failure comes back through
-	closed bool
-}
-
-// Start starts sp and sends its Exit to exits when it ends. When the stage fails, Start still
-// returns the pid, since a process exists and its Exit will arrive, with a *StageError
-// saying which step failed. Any other error means no process was started.
+// Start starts sp and sends its Exit to exits when it ends. When the clean start fails in the
+// child, Start still returns the pid, since a process exists and its Exit will arrive, with a
+// *StartError saying which step failed. Any other error means no process was started.
 func (s *Spawner) Start(sp Spawn, exits chan<- reaper.Exit) (int, error) {
-	st, err := s.Fork(sp.Stdio, exits)
+	l, err := s.prepare(sp)
 	if err != nil {
 		return 0, err
 	}
-	return st.Pid, s.Exec(st, sp)
-}
-
-// Fork starts a stage with the given stdio in a process group of its own, without letting it
-// go on to an app: the stage waits for its plan, which Exec sends. Forking early lets the
-// stage's own start-up (a Go runtime's) overlap whatever tender still has to do before the app
-// may run. The stage's Exit goes to exits.
-func (s *Spawner) Fork(stdio [3]int, exits chan<- reaper.Exit) (*Stage, error) {
-	var planP, errP [2]int
-	if err := unix.Pipe2(planP[:], unix.O_CLOEXEC); err != nil {
-		return nil, fmt.Errorf("plan pipe: %w", err)
+	var errPipe [2]int
+	if err := unix.Pipe2(errPipe[:], unix.O_CLOEXEC); err != nil {
+		return 0, fmt.Errorf("error pipe: %w", err)
 	}
-	if err := unix.Pipe2(errP[:], unix.O_CLOEXEC); err != nil {
-		unix.Close(planP[0])
-		unix.Close(planP[1])
-		return nil, fmt.Errorf("error pipe: %w", err)
-	}
-	// The stage's fds: stdio, the passed sockets, then the error pipe and the plan pipe.
-	files := make([]uintptr, 0, 5+s.ListenFds)
-	for _, fd := range stdio {
-		files = append(files, uintptr(fd))
-	}
-	for i := range s.ListenFds {
-		files = append(files, uintptr(3+i))
-	}
-	files = append(files, uintptr(errP[1]), uintptr(planP[0]))
-	// The app's environment travels in the plan. The stage's own tells its Go runtime that it
-	// is one thread that execs in a moment: no cgroup files read to size GOMAXPROCS at start,
-	// no garbage collection.
-	attr := &syscall.ProcAttr{Files: files, Env: stageEnv, Sys: &syscall.SysProcAttr{Setpgid: true}}
-	argv := []string{"tender", StageArg, strconv.Itoa(s.ListenFds)}
+	l.errPipe = errPipe[1]
 	pid, err := s.Reaper.Start(func() (int, error) {
-		return syscall.ForkExec(s.Self, argv, attr)
+		// Held like os/exec does, against fds that some package creates without O_CLOEXEC.
+		syscall.ForkLock.Lock()
+		defer syscall.ForkLock.Unlock()
+		pid, errno := forkChild(l)
+		if errno != 0 {
+			return 0, fmt.Errorf("fork: %w", errno)
+		}
+		return pid, nil
 	}, exits)
-	unix.Close(errP[1])
-	unix.Close(planP[0])
+	unix.Close(errPipe[1])
+	defer unix.Close(errPipe[0])
 	if err != nil {
-		unix.Close(errP[0])
-		unix.Close(planP[1])
-		return nil, fmt.Errorf("starting the clean-start stage %s: %w", s.Self, err)
+		return 0, err
 	}
-	return &Stage{Pid: pid, planW: planP[1], errR: errP[0]}, nil
+	// The pipe closes at the exec, or brings a report first.
+	r, failed := readReport(errPipe[0])
+	runtime.KeepAlive(l)
+	if failed {
+		return pid, l.explain(r, sp, s.Base)
+	}
+	return pid, nil
 }
 
-// Exec sends the stage the plan for sp and waits until it has exec'd the app (nil) or
-// reported the step that failed (*StageError).
-func (s *Spawner) Exec(st *Stage, sp Spawn) error {
-	defer st.close()
-	plan := s.Base
-	plan.Args, plan.Env, plan.Foreground = sp.Args, sp.Env, sp.Foreground
-	plan.ListenFds = s.ListenFds
-	encoded, err := plan.encode()
-	if err != nil {
-		return err
-	}
-	if err := writeAll(st.planW, encoded); err != nil {
-		// The stage is gone already; its exit status says why.
-		return &StageError{Step: "send plan", Msg: err.Error()}
-	}
-	unix.Close(st.planW)
-	st.planW = -1
-	return readStageError(st.errR)
-}
-
-// Abandon closes the pipes of a stage that will never get a plan: it exits on end-of-file.
-func (st *Stage) Abandon() { st.close() }
-
-func (st *Stage) close() {
-	if st.closed {
-		return
-	}
-	st.closed = true
-	if st.planW >= 0 {
-		unix.Close(st.planW)
-	}
-	unix.Close(st.errR)
-}
-
-func writeAll(fd int, b []byte) error {
-	for len(b) > 0 {
-		n, err := unix.Write(fd, b)
-		if errors.Is(err, unix.EINTR) {
-			continue
-		}
-		if err != nil {
-			return err
-		}
-		b = b[n:]
-	}
-	return nil
-}
-
-// readStageError waits for the stage to exec the app (the pipe closes) or to report a failure
-// ("step\x00message").
-func readStageError(fd int) error {
-	var msg []byte
-	buf := make([]byte, 512)
-	for {
-		n, err := unix.Read(fd, buf)
+func readReport(fd int) (report, bool) {
+	var r report
+	buf := unsafe.Slice((*byte)(unsafe.Pointer(&r)), unsafe.Sizeof(r))
+	got := 0
+	for got < len(buf) {
+		n, err := unix.Read(fd, buf[got:])
 		if errors.Is(err, unix.EINTR) {
 			continue
 		}
 		if n <= 0 || err != nil {
 			break
 		}
-		msg = append(msg, buf[:n]...)
+		got += n
 	}
-	if len(msg) == 0 {
+	return r, got == len(buf)
+}
+
+// prepare turns a spawn and the plan into what the child needs, in the shapes the kernel takes.
+// Whatever can be checked here is: a failure here starts no process at all.
+func (s *Spawner) prepare(sp Spawn) (*launch, error) {
+	if len(sp.Args) == 0 {
+		return nil, &StartError{Step: "exec", Msg: "no command", Code: ExitCannotExecute}
+	}
+	plan := s.Base
+	l := &launch{stdio: sp.Stdio, listenFds: s.ListenFds, fg: sp.Foreground, noNewPrv: plan.NoNewPrivileges}
+	var err error
+	if l.argv, err = syscall.SlicePtrFromStrings(sp.Args); err != nil {
+		return nil, &StartError{Step: "exec", Msg: fmt.Sprintf("bad argument: %v", err), Code: ExitCannotExecute}
+	}
+	env := sp.Env
+	if s.ListenFds > 0 {
+		// The child writes its pid into the room left here.
+		l.listenPid = append([]byte("LISTEN_PID="), make([]byte, 21)...)
+		env = unsetEnv(env, "LISTEN_PID")
+	}
+	if l.envv, err = syscall.SlicePtrFromStrings(env); err != nil {
+		return nil, &StartError{Step: "exec", Msg: fmt.Sprintf("bad environment: %v", err), Code: ExitCannotExecute}
+	}
+	if l.listenPid != nil {
+		l.envv = append(l.envv[:len(l.envv)-1], &l.listenPid[0], nil)
+	}
+	for _, p := range candidates(sp.Args[0], pathOf(env)) {
+		b, err := syscall.BytePtrFromString(p)
+		if err != nil {
+			return nil, &StartError{Step: "exec", Msg: fmt.Sprintf("bad command %q: %v", p, err), Code: ExitCannotExecute}
+		}
+		l.paths = append(l.paths, b)
+	}
+
+	if plan.OOMScoreAdj != nil {
+		l.oom = []byte(strconv.Itoa(*plan.OOMScoreAdj))
+		l.oomPath = []byte("/proc/self/oom_score_adj\x00")
+	}
+	if l.rlimits, err = rlimits(plan.Rlimits); err != nil {
+		return nil, err
+	}
+	if plan.Capabilities != nil {
+		if err := l.planCaps(plan.Capabilities); err != nil {
+			return nil, err
+		}
+	}
+	if u := plan.User; u != nil {
+		l.user = &ids{groups: u.AdditionalGids, gid: uintptr(u.GID), uid: uintptr(u.UID), umask: -1}
+		if u.Umask != nil {
+			l.user.umask = int(*u.Umask)
+		}
+	}
+	return l, nil
+}
+
+// rlimits are the plan's limits, and RLIMIT_NOFILE back to what tender was started with where
+// the plan does not set it and the Go runtime raised it, as os/exec would.
+func rlimits(want []specs.POSIXRlimit) ([]rlimitSet, error) {
+	var out []rlimitSet
+	nofileSet := false
+	for _, rl := range want {
+		res, ok := rlimitResources[rl.Type]
+		if !ok {
+			return nil, &StartError{Step: "set " + rl.Type, Msg: "unknown resource", Code: ExitCannotExecute}
+		}
+		nofileSet = nofileSet || res == unix.RLIMIT_NOFILE
+		out = append(out, rlimitSet{res, unix.Rlimit{Cur: rl.Soft, Max: rl.Hard}})
+	}
+	var cur unix.Rlimit
+	orig, ok := nofile.AtStart()
+	// The runtime raises the soft limit to one below the hard one; any other value means
+	// somebody set it since, and it stands.
+	if !nofileSet && ok && unix.Getrlimit(unix.RLIMIT_NOFILE, &cur) == nil && cur.Cur == cur.Max-1 && orig.Cur < cur.Cur {
+		out = append(out, rlimitSet{unix.RLIMIT_NOFILE, unix.Rlimit{Cur: orig.Cur, Max: cur.Max}})
+	}
+	return out, nil
+}
+
+var rlimitResources = map[string]int{
+	"RLIMIT_AS": unix.RLIMIT_AS, "RLIMIT_CORE": unix.RLIMIT_CORE, "RLIMIT_CPU": unix.RLIMIT_CPU,
+	"RLIMIT_DATA": unix.RLIMIT_DATA, "RLIMIT_FSIZE": unix.RLIMIT_FSIZE, "RLIMIT_LOCKS": unix.RLIMIT_LOCKS,
+	"RLIMIT_MEMLOCK": unix.RLIMIT_MEMLOCK, "RLIMIT_MSGQUEUE": unix.RLIMIT_MSGQUEUE,
+	"RLIMIT_NICE": unix.RLIMIT_NICE, "RLIMIT_NOFILE": unix.RLIMIT_NOFILE, "RLIMIT_NPROC": unix.RLIMIT_NPROC,
+	"RLIMIT_RSS": unix.RLIMIT_RSS, "RLIMIT_RTPRIO": unix.RLIMIT_RTPRIO, "RLIMIT_RTTIME": unix.RLIMIT_RTTIME,
+	"RLIMIT_SIGPENDING": unix.RLIMIT_SIGPENDING, "RLIMIT_STACK": unix.RLIMIT_STACK,
+}
+
+// planCaps checks that tender can give what is asked (a process can only keep capabilities it
+// has) and turns the names into the bounding set, the capset data and the ambient list.
+func (l *launch) planCaps(want *specs.LinuxCapabilities) error {
+	fail := func(msg string) error {
+		return &StartError{Step: "read capabilities", Msg: msg, Code: ExitCannotExecute}
+	}
+	var own [2]unix.CapUserData
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	if err := unix.Capget(&hdr, &own[0]); err != nil {
+		return fail(err.Error())
+	}
+	c := &capSets{header: hdr}
+	set := func(names []string, bit func(capability.Cap)) error {
+		for _, name := range names {
+			cp, err := capByName(name)
+			if err != nil {
+				return fail(err.Error())
+			}
+			bit(cp)
+		}
 		return nil
 	}
-	step, text, _ := bytes.Cut(msg, []byte{0})
-	return &StageError{Step: string(step), Msg: string(text)}
+	on := func(words *[2]uint32, cp capability.Cap) { words[cp/32] |= 1 << (cp % 32) }
+	var eff, prm, inh [2]uint32
+	var bounding [64]bool
+	err := errors.Join(
+		set(want.Effective, func(cp capability.Cap) { on(&eff, cp) }),
+		set(want.Permitted, func(cp capability.Cap) { on(&prm, cp) }),
+		set(want.Inheritable, func(cp capability.Cap) { on(&inh, cp) }),
+		set(want.Ambient, func(cp capability.Cap) { c.ambient = append(c.ambient, uintptr(cp)) }),
+		set(want.Bounding, func(cp capability.Cap) { bounding[cp] = true }),
+	)
+	if err != nil {
+		return err
+	}
+	for _, name := range want.Permitted {
+		cp, _ := capByName(name)
+		if own[cp/32].Permitted&(1<<(cp%32)) == 0 {
+			return fail(name + " cannot be kept: tender itself does not have it")
+		}
+	}
+	for i := range c.data {
+		c.data[i] = unix.CapUserData{Effective: eff[i], Permitted: prm[i], Inheritable: inh[i]}
+	}
+	last, err := capability.LastCap()
+	if err != nil {
+		return fail(err.Error())
+	}
+	l.caps, l.bounding, l.lastCap = c, &bounding, int(last)
+	return nil
+}
+
+func capByName(name string) (capability.Cap, error) {
+	for _, cp := range capability.ListKnown() {
+		if "CAP_"+strings.ToUpper(cp.String()) == name && cp < 64 {
+			return cp, nil
+		}
+	}
+	return 0, fmt.Errorf("unknown capability %s", name)
+}
+
+func capName(cp int) string { return "CAP_" + strings.ToUpper(capability.Cap(cp).String()) }
+
+// stepNames name the steps of the clean start in reports.
+var stepNames = map[uint32]string{
+	stepStdio:      "set up stdio",
+	stepGroup:      "new process group",
+	stepOOM:        "set oom_score_adj",
+	stepRlimit:     "set rlimit",
+	stepBounding:   "drop bounding capabilities",
+	stepUser:       "change user",
+	stepCaps:       "set capabilities",
+	stepNoNewPrivs: "set no_new_privs",
+	stepSignals:    "reset signals",
+	stepExec:       "exec",
+}
+
+// explain turns a child's report into the error tender logs.
+func (l *launch) explain(r report, sp Spawn, plan Plan) *StartError {
+	errno := syscall.Errno(r.errno)
+	e := &StartError{Step: stepNames[r.step], Msg: errno.Error(), Code: ExitCannotExecute}
+	denied := errno == syscall.EPERM || errno == syscall.EACCES
+	switch r.step {
+	case stepOOM:
+		if denied {
+			e.Msg = fmt.Sprintf("the kernel refused %s: it is below this container's minimum and CAP_SYS_RESOURCE is missing", l.oom)
+		}
+	case stepRlimit:
+		if i := int(r.index); i >= 0 && i < len(l.rlimits) {
+			rl := l.rlimits[i]
+			e.Step = "set " + rlimitName(rl.resource)
+			e.Msg = fmt.Sprintf("%d:%d: %v", rl.lim.Cur, rl.lim.Max, errno)
+			if denied {
+				e.Msg += " (raising a hard limit needs CAP_SYS_RESOURCE)"
+			}
+		}
+	case stepBounding:
+		e.Msg = fmt.Sprintf("%s: %v", capName(int(r.index)), errno)
+		if denied {
+			e.Msg = capName(int(r.index)) + " is still in the bounding set (dropping needs CAP_SETPCAP)"
+		}
+	case stepUser:
+		u := plan.User
+		switch r.index {
+		case 0:
+			e.Msg = fmt.Sprintf("setgroups %v: %v", u.AdditionalGids, errno)
+		case 1:
+			e.Msg = fmt.Sprintf("setgid %d: %v", u.GID, errno)
+		case 2:
+			e.Msg = fmt.Sprintf("setuid %d: %v", u.UID, errno)
+		default:
+			e.Msg = fmt.Sprintf("keepcaps: %v", errno)
+		}
+	case stepCaps:
+		if r.index >= 0 {
+			e.Msg = fmt.Sprintf("ambient %s: %v", capName(int(r.index)), errno)
+		}
+	case stepExec:
+		name := sp.Args[0]
+		path := name
+		if i := int(r.index); i >= 0 && i < len(l.paths) {
+			path = unix.BytePtrToString(l.paths[i])
+		}
+		switch {
+		case errno == syscall.ENOENT && !strings.Contains(name, "/"):
+			e.Msg = fmt.Sprintf("%s: not found in PATH=%s", name, pathOf(sp.Env))
+		case errno == syscall.EACCES:
+			e.Msg = path + ": permission denied"
+		default:
+			e.Msg = fmt.Sprintf("%s: %v", path, errno)
+		}
+		if errno == syscall.ENOENT {
+			e.Code = ExitNotFound
+		}
+	}
+	return e
+}
+
+func rlimitName(res int) string {
+	for name, r := range rlimitResources {
+		if r == res {
+			return name
+		}
+	}
+	return "rlimit " + strconv.Itoa(res)
+}
+
+// candidates are the paths execvp would try for name: name itself if it has a slash, else name
+// in each directory of path.
+func candidates(name, path string) []string {
+	if strings.Contains(name, "/") {
+		return []string{name}
+	}
+	var out []string
+	for _, dir := range filepath.SplitList(path) {
+		if dir == "" {
+			dir = "."
+		}
+		out = append(out, dir+"/"+name)
+	}
+	return out
+}
+
+// pathOf is PATH in env, or the default of execvp when there is none.
+func pathOf(env []string) string {
+	for i := len(env) - 1; i >= 0; i-- {
+		if v, ok := strings.CutPrefix(env[i], "PATH="); ok {
+			return v
+		}
+	}
+	return "/usr/local/bin:/usr/local/sbin:/usr/bin:/usr/sbin:/bin:/sbin"
+}
+
+func unsetEnv(env []string, key string) []string {
+	out := make([]string, 0, len(env))
+	for _, kv := range env {
+		if !strings.HasPrefix(kv, key+"=") {
+			out = append(out, kv)
+		}
+	}
+	return out
 }

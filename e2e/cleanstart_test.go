@@ -306,3 +306,48 @@ func TestRestartedAppGetsTheOriginalScore(t *testing.T) {
 	r.Signal(syscall.SIGTERM)
 	r.Wait(10 * time.Second)
 }
+
+// Go raises its own soft RLIMIT_NOFILE to the hard limit; the apps get the limit tender was
+// started with back, as os/exec gives it, unless TENDER_APP_NOFILE says otherwise.
+func TestAppsGetTheNofileLimitTenderWasStartedWith(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		env  []string
+		want string
+	}{
+		{"single", nil, "512 4096"},
+		{"pool", []string{"TENDER_WORKERS=2"}, "512 4096"},
+		{"TENDER_APP_NOFILE", []string{"TENDER_APP_NOFILE=100:200"}, "100 200"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			r := startTenderFrom(t, "ulimit -Sn 512; ulimit -Hn 4096", AsPID1, tc.env, "--", "/bin/sleep", "36")
+			app := appBelow(t, r, "sleep 36")
+			if got := nofileOf(t, r.TenderPid()); got != "4095 4096" {
+				t.Errorf("tender's own limit is %q, want Go's raise to 4095 4096", got)
+			}
+			if got := nofileOf(t, app.Pid); got != tc.want {
+				t.Errorf("the app's RLIMIT_NOFILE is %q, want %q", got, tc.want)
+			}
+			r.Signal(syscall.SIGTERM)
+			r.Wait(10 * time.Second)
+		})
+	}
+}
+
+// nofileOf is "soft hard" of a process's RLIMIT_NOFILE, from /proc/PID/limits.
+func nofileOf(t *testing.T, pid int) string {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/limits", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "Max open files"); ok {
+			f := strings.Fields(rest)
+			return f[0] + " " + f[1]
+		}
+	}
+	t.Fatalf("no open files limit in /proc/%d/limits", pid)
+	return ""
+}

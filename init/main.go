@@ -21,12 +21,6 @@ import (
 )
 
 func main() {
-	// The clean-start stage is tender re-executed inside a process about to become an app; it
-	// must do nothing else before it execs the app.
-	if len(os.Args) > 1 && os.Args[1] == apps.StageArg {
-		apps.RunStage(os.Args)
-	}
-
 	cfg, err := config.Load(os.Args[1:], os.Environ())
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "tender: %v\n", err)
@@ -51,23 +45,9 @@ func run(cfg *config.Config) int {
 	keepHeapSmall()
 	log := newLogger(cfg)
 
-	// 1. In single mode, the app's process first, as a clean-start stage that waits for its
-	//    plan: the stage's own start-up overlaps tender's below, and no code of the app runs
-	//    before step 5.
-	r := reaper.New(log)
-	spawner, err := newSpawner(r)
-	if err != nil {
-		log.Error(err.Error())
-		return 2
-	}
-	var single *apps.Single
-	if !cfg.Pool() {
-		single = newSingle(cfg, spawner, log)
-		single.Fork()
-	}
-
-	// 2. Take over every signal, and become the reaper of every orphan.
+	// 1. Take over every signal, and become the reaper of every orphan.
 	signals, catchRest := reaper.CatchSignals()
+	r := reaper.New(log)
 	if os.Getpid() != 1 {
 		if err := reaper.BecomeSubreaper(); err != nil {
 			log.Warn("cannot register as child subreaper: orphans will not be reaped by tender", "error", err)
@@ -79,29 +59,27 @@ func run(cfg *config.Config) int {
 		log.Warn(w)
 	}
 
-	// 3. Nothing tender inherited reaches the apps, except sockets passed to it on purpose.
+	// 2. Nothing tender inherited reaches the apps, except sockets passed to it on purpose.
+	spawner := &apps.Spawner{Reaper: r, ListenFds: capabilities.SocketActivation()}
 	hideInheritedFds(spawner.ListenFds, log)
 
-	// 4. The plan every app process follows: the OOM score tender started with (the apps get
+	// 3. The plan every app process follows: the OOM score tender started with (the apps get
 	//    it back, or TENDER_APP_OOM_SCORE_ADJ), the user, capabilities and limits.
 	origOOM, oomErr := capabilities.OOMScoreAdjOf(0)
 	env, err := planApps(cfg, spawner, origOOM, oomErr, log)
 	if err != nil {
 		log.Error(err.Error())
-		if single != nil {
-			single.Abandon()
-		}
 		return 2
 	}
 
-	// 5. Run the app, and stay with it until it is done. tender protects itself from the OOM
+	// 4. Run the app, and stay with it until it is done. tender protects itself from the OOM
 	//    killer meanwhile (the apps' score does not depend on its own), and catches the signals
 	//    that are not urgent: in single mode once the app has started, so as not to take CPU
 	//    from its start.
 	go protectFromOOM(cfg, origOOM, oomErr, spawner.Base.OOMScoreAdj, log)
 	code, grace := 0, cfg.KillGrace
-	if single != nil {
-		single.Env = env
+	if !cfg.Pool() {
+		single := newSingle(cfg, spawner, env, log)
 		single.OOM = capabilities.WatchOOMKills()
 		single.Started = catchRest
 		defer serveControl(cfg, single, log)()
@@ -125,7 +103,7 @@ func run(cfg *config.Config) int {
 		grace = min(grace, pool.Left())
 	}
 
-	// 6. End every process left, then pass the status on.
+	// 5. End every process left, then pass the status on.
 	r.EndAll(grace)
 	return cfg.RemapExit(code)
 }

@@ -14,16 +14,6 @@ import (
 	"github.com/tenderinit/tender/reaper"
 )
 
-// newSpawner makes the spawner of app processes: tender re-executing itself for the clean
-// start, passing on the sockets of socket activation.
-func newSpawner(r *reaper.Reaper) (*apps.Spawner, error) {
-	self, err := apps.SelfPath()
-	if err != nil {
-		return nil, fmt.Errorf("cannot find tender's own binary to start apps cleanly: %w", err)
-	}
-	return &apps.Spawner{Reaper: r, Self: self, ListenFds: capabilities.SocketActivation()}, nil
-}
-
 // planApps turns the app settings into the plan that every app process's clean start follows,
 // and returns the environment the apps get.
 func planApps(cfg *config.Config, spawner *apps.Spawner, origOOM int, oomErr error, log hclog.Logger) ([]string, error) {
@@ -63,9 +53,10 @@ func planApps(cfg *config.Config, spawner *apps.Spawner, origOOM int, oomErr err
 }
 
 // newSingle makes the runner of one child in the foreground, tini's way.
-func newSingle(cfg *config.Config, spawner *apps.Spawner, log hclog.Logger) *apps.Single {
+func newSingle(cfg *config.Config, spawner *apps.Spawner, env []string, log hclog.Logger) *apps.Single {
 	return &apps.Single{
 		Spawner: spawner,
+		Env:     env,
 		Forward: reaper.Forwarder{ToGroup: cfg.SignalTarget == config.TargetGroup, Rewrite: cfg.SignalRewrite, Log: log},
 		Args:    cfg.Command,
 		Policy:  restartPolicy(cfg),

@@ -1,0 +1,335 @@
+package apps
+
+import (
+	"runtime"
+	"syscall"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// launch is everything the child needs between fork and exec, prepared by tender beforehand
+// as the kernel wants it: the child makes system calls and nothing else (see forkChild).
+type launch struct {
+	paths      []*byte // the candidates for the command, tried in order (a PATH search)
+	argv, envv []*byte // nil-terminated
+	listenPid  []byte  // the env entry "LISTEN_PID=" with room for the child's pid, or nil
+
+	stdio     [3]int // tender's fds that become 0, 1 and 2
+	listenFds int    // sockets at 3 and up that stay open
+	errPipe   int    // write end; close-on-exec, so the exec closes it
+
+	oom      []byte // the value for /proc/self/oom_score_adj, or nil to leave it
+	oomPath  []byte
+	rlimits  []rlimitSet
+	bounding *[64]bool // capabilities kept in the bounding set; nil leaves it
+	lastCap  int
+	user     *ids
+	caps     *capSets
+	noNewPrv bool
+	fg       bool
+
+	dfl       [4]uint64 // a struct sigaction with SIG_DFL, large enough for every architecture
+	emptyMask uint64
+	report    report
+}
+
+type rlimitSet struct {
+	resource int
+	lim      unix.Rlimit
+}
+
+type ids struct {
+	groups   []uint32
+	gid, uid uintptr
+	umask    int // -1 leaves it
+}
+
+type capSets struct {
+	header  unix.CapUserHeader
+	data    [2]unix.CapUserData
+	ambient []uintptr
+}
+
+// report is what a child that failed writes on the error pipe before it exits.
+type report struct {
+	step  uint32
+	errno uint32
+	index int32 // which rlimit, capability, group or command candidate; -1 for none
+}
+
+// The steps of the clean start, in the order the child takes them.
+const (
+	stepStdio uint32 = iota + 1
+	stepGroup
+	stepOOM
+	stepRlimit
+	stepBounding
+	stepUser
+	stepCaps
+	stepNoNewPrivs
+	stepSignals
+	stepExec
+)
+
+// atFdcwd is AT_FDCWD (-100) as a system call argument.
+const atFdcwd = ^uintptr(-unix.AT_FDCWD - 1)
+
+//go:linkname beforeFork syscall.runtime_BeforeFork
+func beforeFork()
+
+//go:linkname afterFork syscall.runtime_AfterFork
+func afterFork()
+
+// forkChild forks a child that prepares itself by l and execs the app, or writes a report on
+// the error pipe and exits. It returns the child's pid in tender.
+//
+// Go code cannot run between fork and exec in general: the child is a copy of one thread of a
+// multi-threaded runtime, whose locks other threads may have held. What package syscall's own
+// fork does is safe, and so is this, which follows its rules: everything is prepared before
+// the fork, and the child only makes raw system calls and writes plain values, with no
+// allocation, no call that could grow the stack (runtime_BeforeFork makes one crash at once),
+// no write barrier and no return to the scheduler. The child's steps, their order, and why:
+//
+//  1. A process group of its own, so that tender can signal the app and all it starts.
+//  2. Stdio moved to 0, 1 and 2.
+//  3. oom_score_adj first: a score below the process's minimum needs CAP_SYS_RESOURCE, which
+//     the steps below may take away. tender's own protection is exactly what the app must not
+//     inherit.
+//  4. Resource limits, for the same reason (raising a hard limit needs CAP_SYS_RESOURCE), and
+//     RLIMIT_NOFILE back to what tender was started with (Go raised tender's own).
+//  5. The bounding set before the user change: dropping from it needs CAP_SETPCAP, which a
+//     change to a non-root uid clears.
+//  6. The user: groups, then gid, then uid, because after setuid to a non-root user the
+//     process may no longer change its groups. KEEPCAPS keeps the permitted set across setuid
+//     so that step 7 can still grant the capabilities kept.
+//  7. The capability sets, ambient too, since a non-root app keeps nothing else across exec.
+//  8. no_new_privs, which guards the exec.
+//  9. The terminal's foreground group (no SIGTTOU: every signal is blocked until step 11).
+//  10. Every signal to its default disposition: the ones tender ignores would stay ignored
+//     across exec, the caught ones are reset by it anyway.
+//  11. Every fd above the stdio and the passed sockets close-on-exec (tender marked its own at
+//     start; this is the net for anything it may have missed), LISTEN_PID, an empty signal
+//     mask, and exec, trying each candidate of the PATH search as execvp does.
+//
+//go:noinline
+//go:norace
+//go:nocheckptr
+func forkChild(l *launch) (pid int, errno syscall.Errno) {
+	var (
+		r1, nfd  uintptr
+		err      syscall.Errno
+		i        int
+		denied   int32
+		digits   [20]byte
+		nd       int
+		failStep uint32
+		failIdx  int32
+		pgid     int32
+	)
+	// Pinned down here so the child never touches the garbage collector's memory.
+	paths, argv0, envv0 := l.paths, &l.argv[0], &l.envv[0]
+
+	beforeFork()
+	if runtime.GOARCH == "s390x" {
+		r1, _, err = syscall.RawSyscall6(syscall.SYS_CLONE, 0, uintptr(syscall.SIGCHLD), 0, 0, 0, 0)
+	} else {
+		r1, _, err = syscall.RawSyscall6(syscall.SYS_CLONE, uintptr(syscall.SIGCHLD), 0, 0, 0, 0, 0)
+	}
+	if err != 0 || r1 != 0 {
+		afterFork()
+		return int(r1), err
+	}
+
+	// The child, with every signal blocked.
+	failIdx = -1
+
+	failStep = stepGroup
+	if _, _, err = syscall.RawSyscall(syscall.SYS_SETPGID, 0, 0, 0); err != 0 {
+		goto fail
+	}
+
+	// Stdio: a source below 3 in the wrong place is moved up first, so that no dup2 below
+	// overwrites a source still to be used.
+	failStep = stepStdio
+	for i = 0; i < 3; i++ {
+		if l.stdio[i] < 3 && l.stdio[i] != i {
+			nfd, _, err = syscall.RawSyscall(syscall.SYS_FCNTL, uintptr(l.stdio[i]), syscall.F_DUPFD_CLOEXEC, uintptr(3+l.listenFds))
+			if err != 0 {
+				goto fail
+			}
+			l.stdio[i] = int(nfd)
+		}
+	}
+	for i = 0; i < 3; i++ {
+		if l.stdio[i] == i {
+			_, _, err = syscall.RawSyscall(syscall.SYS_FCNTL, uintptr(i), syscall.F_SETFD, 0)
+		} else {
+			_, _, err = syscall.RawSyscall(syscall.SYS_DUP3, uintptr(l.stdio[i]), uintptr(i), 0)
+		}
+		if err != 0 {
+			failIdx = int32(i)
+			goto fail
+		}
+	}
+
+	if l.oom != nil {
+		failStep = stepOOM
+		nfd, _, err = syscall.RawSyscall6(syscall.SYS_OPENAT, atFdcwd, uintptr(unsafe.Pointer(&l.oomPath[0])), syscall.O_WRONLY|syscall.O_CLOEXEC, 0, 0, 0)
+		if err != 0 {
+			goto fail
+		}
+		_, _, err = syscall.RawSyscall(syscall.SYS_WRITE, nfd, uintptr(unsafe.Pointer(&l.oom[0])), uintptr(len(l.oom)))
+		syscall.RawSyscall(syscall.SYS_CLOSE, nfd, 0, 0)
+		if err != 0 {
+			goto fail
+		}
+	}
+
+	failStep = stepRlimit
+	for i = 0; i < len(l.rlimits); i++ {
+		_, _, err = syscall.RawSyscall6(unix.SYS_PRLIMIT64, 0, uintptr(l.rlimits[i].resource), uintptr(unsafe.Pointer(&l.rlimits[i].lim)), 0, 0, 0)
+		if err != 0 {
+			failIdx = int32(i)
+			goto fail
+		}
+	}
+
+	if l.bounding != nil {
+		failStep = stepBounding
+		for i = 0; i <= l.lastCap && i < len(l.bounding); i++ {
+			if l.bounding[i] {
+				continue
+			}
+			r1, _, err = syscall.RawSyscall6(syscall.SYS_PRCTL, unix.PR_CAPBSET_READ, uintptr(i), 0, 0, 0, 0)
+			if err == 0 && r1 == 1 {
+				_, _, err = syscall.RawSyscall6(syscall.SYS_PRCTL, unix.PR_CAPBSET_DROP, uintptr(i), 0, 0, 0, 0)
+			}
+			if err != 0 {
+				failIdx = int32(i)
+				goto fail
+			}
+		}
+	}
+
+	if l.user != nil {
+		failStep = stepUser
+		if l.caps != nil {
+			if _, _, err = syscall.RawSyscall6(syscall.SYS_PRCTL, unix.PR_SET_KEEPCAPS, 1, 0, 0, 0, 0); err != 0 {
+				goto fail
+			}
+		}
+		failIdx = 0
+		if len(l.user.groups) == 0 {
+			_, _, err = syscall.RawSyscall(sysSetgroups, 0, 0, 0)
+		} else {
+			_, _, err = syscall.RawSyscall(sysSetgroups, uintptr(len(l.user.groups)), uintptr(unsafe.Pointer(&l.user.groups[0])), 0)
+		}
+		if err != 0 {
+			goto fail
+		}
+		failIdx = 1
+		if _, _, err = syscall.RawSyscall(sysSetgid, l.user.gid, 0, 0); err != 0 {
+			goto fail
+		}
+		failIdx = 2
+		if _, _, err = syscall.RawSyscall(sysSetuid, l.user.uid, 0, 0); err != 0 {
+			goto fail
+		}
+		failIdx = -1
+		if l.user.umask >= 0 {
+			syscall.RawSyscall(syscall.SYS_UMASK, uintptr(l.user.umask), 0, 0)
+		}
+	}
+
+	if l.caps != nil {
+		failStep = stepCaps
+		if _, _, err = syscall.RawSyscall(syscall.SYS_CAPSET, uintptr(unsafe.Pointer(&l.caps.header)), uintptr(unsafe.Pointer(&l.caps.data[0])), 0); err != 0 {
+			goto fail
+		}
+		if _, _, err = syscall.RawSyscall6(syscall.SYS_PRCTL, unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0, 0); err != 0 {
+			goto fail
+		}
+		for i = 0; i < len(l.caps.ambient); i++ {
+			if _, _, err = syscall.RawSyscall6(syscall.SYS_PRCTL, unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_RAISE, l.caps.ambient[i], 0, 0, 0); err != 0 {
+				failIdx = int32(l.caps.ambient[i])
+				goto fail
+			}
+		}
+		if l.user != nil {
+			syscall.RawSyscall6(syscall.SYS_PRCTL, unix.PR_SET_KEEPCAPS, 0, 0, 0, 0, 0)
+		}
+	}
+
+	if l.noNewPrv {
+		failStep = stepNoNewPrivs
+		if _, _, err = syscall.RawSyscall6(syscall.SYS_PRCTL, unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0, 0); err != 0 {
+			goto fail
+		}
+	}
+
+	if l.fg {
+		// No terminal (ENOTTY), or not this session's: nothing to hand over.
+		r1, _, _ = syscall.RawSyscall(syscall.SYS_GETPID, 0, 0, 0)
+		pgid = int32(r1) // the pid is the process group: step 1
+		syscall.RawSyscall(syscall.SYS_IOCTL, 0, syscall.TIOCSPGRP, uintptr(unsafe.Pointer(&pgid)))
+	}
+
+	failStep = stepSignals
+	for i = 1; i <= 64; i++ {
+		if i == int(syscall.SIGKILL) || i == int(syscall.SIGSTOP) {
+			continue
+		}
+		// EINVAL: a number this kernel does not have.
+		syscall.RawSyscall6(syscall.SYS_RT_SIGACTION, uintptr(i), uintptr(unsafe.Pointer(&l.dfl)), 0, 8, 0, 0)
+	}
+
+	// close_range needs Linux 5.11; without it, tender's own marking at start stands.
+	syscall.RawSyscall(unix.SYS_CLOSE_RANGE, uintptr(3+l.listenFds), ^uintptr(0), unix.CLOSE_RANGE_CLOEXEC)
+
+	if l.listenPid != nil {
+		r1, _, _ = syscall.RawSyscall(syscall.SYS_GETPID, 0, 0, 0)
+		for nd = 0; nd == 0 || r1 > 0; nd++ {
+			digits[nd] = byte('0' + r1%10)
+			r1 /= 10
+		}
+		for i = 0; i < nd; i++ {
+			l.listenPid[len("LISTEN_PID=")+i] = digits[nd-1-i]
+		}
+		l.listenPid[len("LISTEN_PID=")+nd] = 0
+	}
+
+	if _, _, err = syscall.RawSyscall6(syscall.SYS_RT_SIGPROCMASK, unix.SIG_SETMASK, uintptr(unsafe.Pointer(&l.emptyMask)), 0, 8, 0, 0); err != 0 {
+		goto fail
+	}
+
+	failStep, denied = stepExec, -1
+	for i = 0; i < len(paths); i++ {
+		_, _, err = syscall.RawSyscall(syscall.SYS_EXECVE, uintptr(unsafe.Pointer(paths[i])), uintptr(unsafe.Pointer(argv0)), uintptr(unsafe.Pointer(envv0)))
+		switch err {
+		case syscall.ENOENT, syscall.ENOTDIR:
+		case syscall.EACCES:
+			if denied < 0 {
+				denied = int32(i)
+			}
+		default:
+			failIdx = int32(i)
+			goto fail
+		}
+	}
+	err, failIdx = syscall.ENOENT, int32(len(paths)-1)
+	if denied >= 0 {
+		err, failIdx = syscall.EACCES, denied
+	}
+
+fail:
+	l.report = report{step: failStep, errno: uint32(err), index: failIdx}
+	syscall.RawSyscall(syscall.SYS_WRITE, uintptr(l.errPipe), uintptr(unsafe.Pointer(&l.report)), unsafe.Sizeof(l.report))
+	for {
+		r1 = ExitCannotExecute
+		if failStep == stepExec && err == syscall.ENOENT {
+			r1 = ExitNotFound
+		}
+		syscall.RawSyscall(syscall.SYS_EXIT_GROUP, r1, 0, 0)
+	}
+}
