@@ -1,7 +1,6 @@
 package apps
 
 import (
-	"runtime"
 	"syscall"
 	"unsafe"
 
@@ -81,21 +80,33 @@ func beforeFork()
 //go:linkname afterFork syscall.runtime_AfterFork
 func afterFork()
 
-// forkChild forks a child that prepares itself by l and execs the app, or writes a report on
-// the error pipe and exits. It returns the child's pid in tender.
+// forkChild starts a child that prepares itself by l and execs the app, or writes a report on
+// the error pipe and exits. It returns the child's pid in tender, once the child has exec'd or
+// exited.
+func forkChild(l *launch) (int, syscall.Errno) {
+	pid, errno := forkChild1(l)
+	afterFork()
+	return int(pid), errno
+}
+
+// forkChild1 is the child's whole life, and tender's fork.
 //
 // Go code cannot run between fork and exec in general: the child is a copy of one thread of a
 // multi-threaded runtime, whose locks other threads may have held. What package syscall's own
 // fork does is safe, and so is this, which follows its rules: everything is prepared before
-// the fork, and the child only makes raw system calls and writes plain values, with no
-// allocation, no call that could grow the stack (runtime_BeforeFork makes one crash at once),
-// no write barrier and no return to the scheduler. The child's steps, their order, and why:
+// the fork, and the child only makes raw system calls and writes plain values into l and its
+// own locals, with no allocation, no call that could grow the stack (runtime_BeforeFork makes
+// one crash at once), no write barrier and no return to the scheduler. With vfork the child
+// also runs on this function's frame while tender waits: tender, once it runs again, must read
+// nothing but vfork's results and return, which is why this is a function of its own.
+//
+// The child's steps, their order, and why:
 //
 //  1. A process group of its own, so that tender can signal the app and all it starts.
 //  2. Stdio moved to 0, 1 and 2.
 //  3. oom_score_adj first: a score below the process's minimum needs CAP_SYS_RESOURCE, which
 //     the steps below may take away. tender's own protection is exactly what the app must not
-//     inherit.
+//     inherit. (A vfork child's score is its own: the kernel does not share it with tender.)
 //  4. Resource limits, for the same reason (raising a hard limit needs CAP_SYS_RESOURCE), and
 //     RLIMIT_NOFILE back to what tender was started with (Go raised tender's own).
 //  5. The bounding set before the user change: dropping from it needs CAP_SETPCAP, which a
@@ -115,7 +126,7 @@ func afterFork()
 //go:noinline
 //go:norace
 //go:nocheckptr
-func forkChild(l *launch) (pid int, errno syscall.Errno) {
+func forkChild1(l *launch) (pid uintptr, errno syscall.Errno) {
 	var (
 		r1, nfd  uintptr
 		err      syscall.Errno
@@ -131,14 +142,9 @@ func forkChild(l *launch) (pid int, errno syscall.Errno) {
 	paths, argv0, envv0 := l.paths, &l.argv[0], &l.envv[0]
 
 	beforeFork()
-	if runtime.GOARCH == "s390x" {
-		r1, _, err = syscall.RawSyscall6(syscall.SYS_CLONE, 0, uintptr(syscall.SIGCHLD), 0, 0, 0, 0)
-	} else {
-		r1, _, err = syscall.RawSyscall6(syscall.SYS_CLONE, uintptr(syscall.SIGCHLD), 0, 0, 0, 0, 0)
-	}
-	if err != 0 || r1 != 0 {
-		afterFork()
-		return int(r1), err
+	pid, errno = vfork()
+	if errno != 0 || pid != 0 {
+		return
 	}
 
 	// The child, with every signal blocked.
