@@ -42,6 +42,8 @@ type PoolConfig struct {
 	MaxRequests   uint64
 	Restart       config.RestartPolicy
 	Backoff       Backoff // the template of every slot's backoff
+	// OOM tells an exit by SIGKILL from the OOM killer's; nil tells none.
+	OOM *capabilities.OOMWatch
 }
 
 // WorkerState is where a worker is in its life.
@@ -129,7 +131,7 @@ func NewPool(cfg PoolConfig, spawner *Spawner, router Router, log hclog.Logger) 
 	return &Pool{
 		cfg: cfg, spawner: spawner, router: router, log: log,
 		stdout: NewOutput(os.Stdout), stderr: NewOutput(os.Stderr),
-		oom: capabilities.WatchOOMKills(), devNull: devNull,
+		oom: cfg.OOM, devNull: devNull,
 		events: make(chan func(), 64), done: make(chan struct{}), workers: map[*worker]bool{},
 	}, nil
 }

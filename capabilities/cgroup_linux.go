@@ -2,8 +2,8 @@ package capabilities
 
 import (
 	"bufio"
+	"bytes"
 	"io"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -19,17 +19,15 @@ type Cgroup struct {
 // FindCgroup locates this process's cgroup directories from /proc/self/cgroup and
 // /proc/self/mountinfo.
 func FindCgroup() Cgroup {
-	cgroups, err := os.Open("/proc/self/cgroup")
+	cgroups, err := readProcFile("/proc/self/cgroup")
 	if err != nil {
 		return Cgroup{}
 	}
-	defer cgroups.Close()
-	mountinfo, err := os.Open("/proc/self/mountinfo")
+	mountinfo, err := readProcFile("/proc/self/mountinfo")
 	if err != nil {
 		return Cgroup{}
 	}
-	defer mountinfo.Close()
-	return findCgroup(cgroups, mountinfo)
+	return findCgroup(bytes.NewReader(cgroups), bytes.NewReader(mountinfo))
 }
 
 // findCgroup reads the cgroup directories from a /proc/PID/cgroup and a /proc/PID/mountinfo.
@@ -121,7 +119,7 @@ func (cg Cgroup) CPUQuota() (cpus float64, ok bool) {
 		}
 		quota, period = float64(q), float64(p)
 	case 2:
-		b, err := os.ReadFile(filepath.Join(cg.CPUDir, "cpu.max"))
+		b, err := readProcFile(filepath.Join(cg.CPUDir, "cpu.max"))
 		f := strings.Fields(string(b))
 		if err != nil || len(f) != 2 || f[0] == "max" {
 			return 0, false
@@ -146,7 +144,7 @@ func (cg Cgroup) OOMKills() (uint64, bool) {
 	if cg.Version == 0 {
 		return 0, false
 	}
-	b, err := os.ReadFile(filepath.Join(cg.MemoryDir, file))
+	b, err := readProcFile(filepath.Join(cg.MemoryDir, file))
 	if err != nil {
 		return 0, false
 	}
@@ -160,7 +158,7 @@ func (cg Cgroup) OOMKills() (uint64, bool) {
 }
 
 func readUint(path string) (uint64, error) {
-	b, err := os.ReadFile(path)
+	b, err := readProcFile(path)
 	if err != nil {
 		return 0, err
 	}
@@ -168,7 +166,7 @@ func readUint(path string) (uint64, error) {
 }
 
 func readInt(path string) (int64, error) {
-	b, err := os.ReadFile(path)
+	b, err := readProcFile(path)
 	if err != nil {
 		return 0, err
 	}
@@ -178,20 +176,30 @@ func readInt(path string) (int64, error) {
 // OOMWatch tells whether the OOM killer struck in tender's cgroup since it last looked.
 type OOMWatch struct {
 	cg   Cgroup
+	read chan struct{} // closed once cg, seen and ok are set
 	seen uint64
 	ok   bool
 }
 
-// WatchOOMKills starts counting OOM kills from now.
+// WatchOOMKills starts counting OOM kills from now. It reads the count in the background, off
+// tender's way to starting the app; Struck waits for it.
 func WatchOOMKills() *OOMWatch {
-	w := &OOMWatch{cg: FindCgroup()}
-	w.seen, w.ok = w.cg.OOMKills()
+	w := &OOMWatch{read: make(chan struct{})}
+	go func() {
+		w.cg = FindCgroup()
+		w.seen, w.ok = w.cg.OOMKills()
+		close(w.read)
+	}()
 	return w
 }
 
 // Struck reports whether the cgroup's OOM kill count grew since the last call.
 func (w *OOMWatch) Struck() bool {
-	if w == nil || !w.ok {
+	if w == nil {
+		return false
+	}
+	<-w.read
+	if !w.ok {
 		return false
 	}
 	n, ok := w.cg.OOMKills()

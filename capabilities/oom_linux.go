@@ -3,7 +3,6 @@ package capabilities
 import (
 	"errors"
 	"fmt"
-	"os"
 	"strconv"
 	"strings"
 
@@ -16,7 +15,7 @@ func OOMScoreAdjOf(pid int) (int, error) {
 	if pid != 0 {
 		path = "/proc/" + strconv.Itoa(pid) + "/oom_score_adj"
 	}
-	b, err := os.ReadFile(path)
+	b, err := readProcFile(path)
 	if err != nil {
 		return 0, err
 	}
@@ -27,7 +26,7 @@ func OOMScoreAdjOf(pid int) (int, error) {
 // CAP_SYS_RESOURCE the kernel refuses (EACCES) a value below the process's minimum, the
 // lowest value a privileged process set for it or its ancestors.
 func SetOOMScoreAdj(v int) error {
-	if err := os.WriteFile("/proc/self/oom_score_adj", []byte(strconv.Itoa(v)), 0); err != nil {
+	if err := writeProcFile("/proc/self/oom_score_adj", []byte(strconv.Itoa(v))); err != nil {
 		return err
 	}
 	got, err := OOMScoreAdjOf(0)

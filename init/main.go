@@ -45,8 +45,10 @@ func run(cfg *config.Config) int {
 	keepHeapSmall()
 	log := newLogger(cfg)
 
-	// 1. Take over every signal, and become the reaper of every orphan.
-	signals, catchRest := reaper.CatchSignals()
+	// 1. Take over every signal, and become the reaper of every orphan. The signals and the
+	//    OOM kill count are taken in the background, beside the set-up below.
+	signals := reaper.CatchSignals()
+	oomKills := capabilities.WatchOOMKills()
 	r := reaper.New(log)
 	if os.Getpid() != 1 {
 		if err := reaper.BecomeSubreaper(); err != nil {
@@ -80,26 +82,28 @@ func run(cfg *config.Config) int {
 	code, grace := 0, cfg.KillGrace
 	if !cfg.Pool() {
 		single := newSingle(cfg, spawner, env, log)
-		single.OOM = capabilities.WatchOOMKills()
-		single.Started = catchRest
+		single.OOM = oomKills
+		single.Started = signals.CatchRest
 		defer serveControl(cfg, single, log)()
 		defer serveAdmin(cfg, single, log)()
-		code = single.Run(signals)
+		signals.Ready()
+		code = single.Run(signals.C)
 	} else {
-		go catchRest()
+		go signals.CatchRest()
 		router, err := listenFront(cfg, log)
 		if err != nil {
 			log.Error(err.Error())
 			return 2
 		}
-		pool, err := newPool(cfg, spawner, env, router, log)
+		pool, err := newPool(cfg, spawner, env, router, oomKills, log)
 		if err != nil {
 			log.Error(err.Error())
 			return 2
 		}
 		defer serveControl(cfg, pool, log)()
 		defer serveAdmin(cfg, pool, log)()
-		code = pool.Run(signals)
+		signals.Ready()
+		code = pool.Run(signals.C)
 		grace = min(grace, pool.Left())
 	}
 

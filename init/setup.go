@@ -90,7 +90,7 @@ func listenFront(cfg *config.Config, log hclog.Logger) (apps.Router, error) {
 }
 
 // newPool makes the pool of workers.
-func newPool(cfg *config.Config, spawner *apps.Spawner, env []string, router apps.Router, log hclog.Logger) (*apps.Pool, error) {
+func newPool(cfg *config.Config, spawner *apps.Spawner, env []string, router apps.Router, oom *capabilities.OOMWatch, log hclog.Logger) (*apps.Pool, error) {
 	return apps.NewPool(apps.PoolConfig{
 		Args:          cfg.Command,
 		Env:           env,
@@ -104,6 +104,7 @@ func newPool(cfg *config.Config, spawner *apps.Spawner, env []string, router app
 		MaxRequests:   cfg.MaxRequests,
 		Restart:       restartPolicy(cfg),
 		Backoff:       backoff(cfg),
+		OOM:           oom,
 	}, spawner, router, log)
 }
 
