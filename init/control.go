@@ -33,8 +33,15 @@ func serveControl(cfg *config.Config, h control.Handler, log hclog.Logger) (clos
 		srv.Serve()
 	}()
 	return func() {
-		if srv := <-opened; srv != nil {
-			srv.Close()
+		select {
+		case srv := <-opened:
+			if srv != nil {
+				srv.Close()
+			}
+		default:
+			// tender is done before its control socket is ready (an app that ends at once):
+			// it does not wait for it. A socket file left behind is stale, and the next tender
+			// to use the path removes it.
 		}
 	}
 }

@@ -45,10 +45,10 @@ func run(cfg *config.Config) int {
 	keepHeapSmall()
 	log := newLogger(cfg)
 
-	// 1. Take over every signal, and become the reaper of every orphan. The signals and the
-	//    OOM kill count are taken in the background, beside the set-up below.
-	signals := reaper.CatchSignals()
+	// 1. Take over every signal, and become the reaper of every orphan. The OOM kill count is
+	//    read in the background, beside the set-up below.
 	oomKills := capabilities.WatchOOMKills()
+	signals := reaper.CatchSignals()
 	r := reaper.New(log)
 	if os.Getpid() != 1 {
 		if err := reaper.BecomeSubreaper(); err != nil {
@@ -86,7 +86,6 @@ func run(cfg *config.Config) int {
 		single.Started = signals.CatchRest
 		defer serveControl(cfg, single, log)()
 		defer serveAdmin(cfg, single, log)()
-		signals.Ready()
 		code = single.Run(signals.C)
 	} else {
 		go signals.CatchRest()
@@ -102,7 +101,6 @@ func run(cfg *config.Config) int {
 		}
 		defer serveControl(cfg, pool, log)()
 		defer serveAdmin(cfg, pool, log)()
-		signals.Ready()
 		code = pool.Run(signals.C)
 		grace = min(grace, pool.Left())
 	}

@@ -27,30 +27,22 @@ var urgent = []os.Signal{
 //
 // Catching keeps tender alive and running through signals meant for the apps, and lets it pass
 // them on. The Go runtime enables each signal with a round trip to a thread of its own, some
-// 40µs apiece on a small VM: 0.4ms for the urgent ones, 2ms of CPU for all. So the urgent ones
-// are caught in the background while tender sets up, Ready waits for them before any app
-// starts, and CatchRest takes over the others (ALRM, PWR, the real-time signals...) once the
-// app runs, so as not to take CPU from its start. Until then those are dropped.
+// 40µs apiece on a small VM (doing it beside other work only makes each slower): 0.4ms for the
+// urgent ones, 2ms of CPU for all. So CatchSignals catches the urgent ones, before any app
+// starts, and CatchRest the others (ALRM, PWR, the real-time signals...) once the app runs, so
+// as not to take CPU from its start. Until then those are dropped.
 type Signals struct {
 	// C delivers the signals caught.
-	C     <-chan os.Signal
-	c     chan os.Signal
-	ready chan struct{}
+	C <-chan os.Signal
+	c chan os.Signal
 }
 
-// CatchSignals starts catching the urgent signals.
+// CatchSignals catches the urgent signals.
 func CatchSignals() *Signals {
 	c := make(chan os.Signal, 128)
-	s := &Signals{C: c, c: c, ready: make(chan struct{})}
-	go func() {
-		signal.Notify(c, urgent...)
-		close(s.ready)
-	}()
-	return s
+	signal.Notify(c, urgent...)
+	return &Signals{C: c, c: c}
 }
-
-// Ready returns once the urgent signals are caught.
-func (s *Signals) Ready() { <-s.ready }
 
 // CatchRest catches the other signals too.
 func (s *Signals) CatchRest() { signal.Notify(s.c, rest()...) }
