@@ -52,9 +52,9 @@ func main() {
 	kit.Build(testapp, "./internal/testapp")
 	tender, _ := filepath.Abs("bin/tender")
 	kit.Build(tender, "./init")
-	reexec, reexecDeps := filepath.Join(*outDir, "reexec"), filepath.Join(*outDir, "reexec-deps")
-	kit.Build(reexec, "./bench/initbench/reexec")
-	kit.Build(reexecDeps, "./bench/initbench/reexec", "-tags=tenderdeps")
+	floorBin, floorDepsBin := filepath.Join(*outDir, "floor"), filepath.Join(*outDir, "floor-deps")
+	kit.Build(floorBin, "./bench/initbench/floor")
+	kit.Build(floorDepsBin, "./bench/initbench/floor", "-tags=tenderdeps")
 
 	tiniStatic := "/usr/bin/tini-static"
 	if _, err := os.Stat(tiniStatic); err != nil {
@@ -71,7 +71,7 @@ func main() {
 	fmt.Fprintf(&table, "| init | `X -- /bin/true` (median) | idle RSS, one sleeping child (anonymous) | binary | %d orphans as PID 1: wall time, the init's CPU (median of %d) | zombies left (most) |\n", *orphans, *orphanRuns)
 	fmt.Fprintf(&table, "|---|---|---|---|---|---|\n")
 	results := map[string]map[string]float64{}
-	floors := []initProg{{name: "reexec", argv: []string{reexec, "--"}}, {name: "reexec-deps", argv: []string{reexecDeps, "--"}}}
+	floors := []initProg{{name: "floor", argv: []string{floorBin, "--"}}, {name: "floor-deps", argv: []string{floorDepsBin, "--"}}}
 	starts := startups(append(slices.Clone(inits), floors...))
 	reaps := reapRounds(inits, testapp)
 	for _, in := range inits {
@@ -85,16 +85,16 @@ func main() {
 			in.name, start, float64(rss)/1024, float64(anon)/1024, float64(size)/(1<<20), linkage(in.binary), reap, cpu, zombies)
 	}
 	t, tini := results["tender"], results["tini"]
-	fmt.Fprintf(&table, "\ntender vs tini: start-up %+.2f ms (tender's includes the clean-start stage, a second Go process); "+
+	fmt.Fprintf(&table, "\ntender vs tini: start-up %+.2f ms (tender's includes the clean start of the child); "+
 		"orphans: wall %+.0f ms, init CPU %+.0f ms. The wall time is mostly the test program making the orphans.\n",
 		t["startup_ms"]-tini["startup_ms"], t["reap_ms"]-tini["reap_ms"], t["reap_cpu_ms"]-tini["reap_cpu_ms"])
-	floor, floorDeps := starts["reexec"], starts["reexec-deps"]
-	fmt.Fprintf(&table, "\nThe floor for a Go init with a clean-start stage, a Go program that only re-executes itself "+
-		"once and execs the command (bench/initbench/reexec): %.2f ms, %+.2f ms from tini; tender is %+.2f ms from that floor. "+
-		"The same program linking tender's packages, whose initialisation then runs in both processes: %.2f ms (%+.2f ms).\n",
+	floor, floorDeps := starts["floor"], starts["floor-deps"]
+	fmt.Fprintf(&table, "\nThe floor for a Go init, a Go program that only forks and execs the command and waits for it "+
+		"(bench/initbench/floor): %.2f ms, %+.2f ms from tini; tender is %+.2f ms from that floor. "+
+		"The same program linking tender's packages, with their initialisation and a binary of tender's size: %.2f ms (%+.2f ms).\n",
 		floor, floor-tini["startup_ms"], t["startup_ms"]-floor, floorDeps, floorDeps-floor)
-	results["reexec"] = map[string]float64{"startup_ms": floor}
-	results["reexec-deps"] = map[string]float64{"startup_ms": floorDeps}
+	results["floor"] = map[string]float64{"startup_ms": floor}
+	results["floor-deps"] = map[string]float64{"startup_ms": floorDeps}
 	fmt.Fprintf(&table, "\nMachine: %s, %d CPUs; %s; `make bench` on %s.\n", uname(), kit.CPUs(), goVersion(), time.Now().UTC().Format("2006-01-02"))
 
 	os.Stdout.Write(table.Bytes())

@@ -33,16 +33,29 @@ const rlimitNofile = 7 // RLIMIT_NOFILE on every Linux architecture but mips and
 
 func read() (Rlimit, bool) {
 	var r Rlimit
-	nr, ok := prlimit64[runtime.GOARCH]
-	if !ok || runtime.GOOS != "linux" {
+	nr := prlimit64()
+	if nr == 0 || runtime.GOOS != "linux" {
 		return r, false
 	}
 	_, _, errno := rawSyscall6(nr, 0, rlimitNofile, 0, uintptr(unsafe.Pointer(&r)), 0, 0)
 	return r, errno == 0
 }
 
-// prlimit64 is the number of the prlimit64 system call, by architecture.
-var prlimit64 = map[string]uintptr{
-	"amd64": 302, "arm64": 261, "riscv64": 261, "loong64": 261,
-	"386": 340, "arm": 369, "ppc64": 325, "ppc64le": 325, "s390x": 334,
+// prlimit64 is the number of the prlimit64 system call on this architecture, 0 if unknown here.
+func prlimit64() uintptr {
+	switch runtime.GOARCH {
+	case "amd64":
+		return 302
+	case "arm64", "riscv64", "loong64":
+		return 261
+	case "386":
+		return 340
+	case "arm":
+		return 369
+	case "ppc64", "ppc64le":
+		return 325
+	case "s390x":
+		return 334
+	}
+	return 0
 }

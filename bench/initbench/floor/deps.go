@@ -3,8 +3,8 @@
 package main
 
 // Built with -tags tenderdeps, the floor program also links tender's packages and with them
-// their dependencies' initialisation, which runs in both of its processes as it does in
-// tender's: the difference from the plain floor is what that initialisation costs.
+// their initialisation, which runs as it does in tender: the difference from the plain floor
+// is what that initialisation (and the larger binary) costs.
 import (
 	_ "github.com/tenderinit/tender/apps"
 	_ "github.com/tenderinit/tender/balancer"
