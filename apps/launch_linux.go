@@ -17,6 +17,9 @@ type launch struct {
 	stdio     [3]int // tender's fds that become 0, 1 and 2
 	listenFds int    // sockets at 3 and up that stay open
 	errPipe   int    // write end; close-on-exec, so the exec closes it
+	// closeRange: the child marks its fds close-on-exec with close_range. Without it (Linux
+	// before 5.11) tender marks its own just before the fork, and the child inherits them so.
+	closeRange bool
 
 	oom      []byte // the value for /proc/self/oom_score_adj, or nil to leave it
 	oomPath  []byte
@@ -55,6 +58,8 @@ type report struct {
 	step  uint32
 	errno uint32
 	index int32 // which rlimit, capability, group or command candidate; -1 for none
+	// detail is what the step read, if anything: the oom_score_adj read back.
+	detail [16]byte
 }
 
 // The steps of the clean start, in the order the child takes them.
@@ -68,6 +73,7 @@ const (
 	stepCaps
 	stepNoNewPrivs
 	stepSignals
+	stepFds
 	stepExec
 )
 
@@ -119,9 +125,9 @@ func forkChild(l *launch) (int, syscall.Errno) {
 //  9. The terminal's foreground group (no SIGTTOU: every signal is blocked until step 11).
 //  10. Every signal to its default disposition: the ones tender ignores would stay ignored
 //     across exec, the caught ones are reset by it anyway.
-//  11. Every fd above the stdio and the passed sockets close-on-exec (tender marked its own at
-//     start; this is the net for anything it may have missed), LISTEN_PID, an empty signal
-//     mask, and exec, trying each candidate of the PATH search as execvp does.
+//  11. Every fd above the stdio and the passed sockets close-on-exec (close_range; on kernels
+//     without it tender marks its own before the fork), LISTEN_PID, an empty signal mask, and
+//     exec, trying each candidate of the PATH search as execvp does.
 //
 //go:noinline
 //go:norace
@@ -181,15 +187,29 @@ func forkChild1(l *launch) (pid uintptr, errno syscall.Errno) {
 
 	if l.oom != nil {
 		failStep = stepOOM
-		nfd, _, err = syscall.RawSyscall6(syscall.SYS_OPENAT, atFdcwd, uintptr(unsafe.Pointer(&l.oomPath[0])), syscall.O_WRONLY|syscall.O_CLOEXEC, 0, 0, 0)
+		nfd, _, err = syscall.RawSyscall6(syscall.SYS_OPENAT, atFdcwd, uintptr(unsafe.Pointer(&l.oomPath[0])), syscall.O_RDWR|syscall.O_CLOEXEC, 0, 0, 0)
 		if err != 0 {
 			goto fail
 		}
 		_, _, err = syscall.RawSyscall(syscall.SYS_WRITE, nfd, uintptr(unsafe.Pointer(&l.oom[0])), uintptr(len(l.oom)))
+		if err == 0 {
+			// Read back: the kernel prints the value and a newline.
+			failIdx = 1
+			r1, _, err = syscall.RawSyscall6(syscall.SYS_PREAD64, nfd, uintptr(unsafe.Pointer(&l.report.detail[0])), uintptr(len(l.report.detail)), 0, 0, 0)
+			if err == 0 && (r1 != uintptr(len(l.oom)+1) || l.report.detail[len(l.oom)] != '\n') {
+				err = syscall.EIO
+			}
+			for i = 0; err == 0 && i < len(l.oom); i++ {
+				if l.report.detail[i] != l.oom[i] {
+					err = syscall.EIO
+				}
+			}
+		}
 		syscall.RawSyscall(syscall.SYS_CLOSE, nfd, 0, 0)
 		if err != 0 {
 			goto fail
 		}
+		failIdx = -1
 	}
 
 	failStep = stepRlimit
@@ -290,8 +310,12 @@ func forkChild1(l *launch) (pid uintptr, errno syscall.Errno) {
 		syscall.RawSyscall6(syscall.SYS_RT_SIGACTION, uintptr(i), uintptr(unsafe.Pointer(&l.dfl)), 0, 8, 0, 0)
 	}
 
-	// close_range needs Linux 5.11; without it, tender's own marking at start stands.
-	syscall.RawSyscall(unix.SYS_CLOSE_RANGE, uintptr(3+l.listenFds), ^uintptr(0), unix.CLOSE_RANGE_CLOEXEC)
+	if l.closeRange {
+		failStep = stepFds
+		if _, _, err = syscall.RawSyscall(unix.SYS_CLOSE_RANGE, uintptr(3+l.listenFds), ^uintptr(0), unix.CLOSE_RANGE_CLOEXEC); err != 0 {
+			goto fail
+		}
+	}
 
 	if l.listenPid != nil {
 		r1, _, _ = syscall.RawSyscall(syscall.SYS_GETPID, 0, 0, 0)
@@ -329,7 +353,7 @@ func forkChild1(l *launch) (pid uintptr, errno syscall.Errno) {
 	}
 
 fail:
-	l.report = report{step: failStep, errno: uint32(err), index: failIdx}
+	l.report.step, l.report.errno, l.report.index = failStep, uint32(err), failIdx
 	syscall.RawSyscall(syscall.SYS_WRITE, uintptr(l.errPipe), uintptr(unsafe.Pointer(&l.report)), unsafe.Sizeof(l.report))
 	for {
 		r1 = ExitCannotExecute

@@ -1,12 +1,14 @@
 package apps
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"unsafe"
 
@@ -14,6 +16,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
+	"github.com/tenderinit/tender/capabilities"
 	"github.com/tenderinit/tender/internal/nofile"
 	"github.com/tenderinit/tender/reaper"
 )
@@ -49,10 +52,16 @@ func (s *Spawner) Start(sp Spawn, exits chan<- reaper.Exit) (int, error) {
 		return 0, fmt.Errorf("error pipe: %w", err)
 	}
 	l.errPipe = errPipe[1]
+	l.closeRange = closeRangeWorks()
 	pid, err := s.Reaper.Start(func() (int, error) {
 		// Held like os/exec does, against fds that some package creates without O_CLOEXEC.
 		syscall.ForkLock.Lock()
 		defer syscall.ForkLock.Unlock()
+		if !l.closeRange {
+			if err := capabilities.CloseOnExecFrom(3 + s.ListenFds); err != nil {
+				return 0, fmt.Errorf("marking fds close-on-exec: %w", err)
+			}
+		}
 		pid, errno := forkChild(l)
 		if errno != 0 {
 			return 0, fmt.Errorf("fork: %w", errno)
@@ -72,6 +81,17 @@ func (s *Spawner) Start(sp Spawn, exits chan<- reaper.Exit) (int, error) {
 	}
 	return pid, nil
 }
+
+// closeRangeWorks reports whether this kernel has close_range with CLOSE_RANGE_CLOEXEC (5.11),
+// asking once with an fd that is close-on-exec already.
+var closeRangeWorks = sync.OnceValue(func() bool {
+	fd, err := unix.Open("/", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return false
+	}
+	defer unix.Close(fd)
+	return unix.CloseRange(uint(fd), uint(fd), unix.CLOSE_RANGE_CLOEXEC) == nil
+})
 
 func readReport(fd int) (report, bool) {
 	var r report
@@ -249,6 +269,7 @@ var stepNames = map[uint32]string{
 	stepCaps:       "set capabilities",
 	stepNoNewPrivs: "set no_new_privs",
 	stepSignals:    "reset signals",
+	stepFds:        "close file descriptors",
 	stepExec:       "exec",
 }
 
@@ -259,7 +280,10 @@ func (l *launch) explain(r report, sp Spawn, plan Plan) *StartError {
 	denied := errno == syscall.EPERM || errno == syscall.EACCES
 	switch r.step {
 	case stepOOM:
-		if denied {
+		switch {
+		case r.index == 1:
+			e.Msg = fmt.Sprintf("wrote %s but read back %q", l.oom, bytes.TrimRight(r.detail[:], "\x00"))
+		case denied:
 			e.Msg = fmt.Sprintf("the kernel refused %s: it is below this container's minimum and CAP_SYS_RESOURCE is missing", l.oom)
 		}
 	case stepRlimit:

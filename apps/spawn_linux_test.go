@@ -68,9 +68,19 @@ func readAll(fd int) (string, error) {
 	}
 }
 
-// What tender has and the app must not: an ignored signal, a blocked one, an fd without
-// close-on-exec. The child starts with none of them.
+// What tender has and the app must not: an ignored signal, an fd without close-on-exec. The
+// child starts with neither, with close_range and with the fallback for kernels before 5.11.
 func TestStartIsClean(t *testing.T) {
+	t.Run("close_range", testStartIsClean)
+	t.Run("without close_range", func(t *testing.T) {
+		saved := closeRangeWorks
+		closeRangeWorks = func() bool { return false }
+		defer func() { closeRangeWorks = saved }()
+		testStartIsClean(t)
+	})
+}
+
+func testStartIsClean(t *testing.T) {
 	signal.Ignore(syscall.SIGUSR2)
 	defer signal.Reset(syscall.SIGUSR2)
 	leak, err := unix.Open("/dev/null", unix.O_RDONLY, 0) // no O_CLOEXEC

@@ -13,15 +13,19 @@ import (
 	"github.com/tenderinit/tender/control"
 )
 
-// serveControl opens the control socket in the background, so that the app's start does not
-// wait for it, and returns the function that closes it. Where no socket can be made tender
-// runs on without one and says so once.
-func serveControl(cfg *config.Config, h control.Handler, log hclog.Logger) (closeIt func()) {
+// serveControl opens the control socket in the background, once after is closed (at once
+// when it is nil), so that the app's start neither waits for it nor shares the CPUs with it,
+// and returns the function that closes it. Where no socket can be made tender runs on without
+// one and says so once.
+func serveControl(cfg *config.Config, h control.Handler, log hclog.Logger, after <-chan struct{}) (closeIt func()) {
 	if cfg.Control == "off" {
 		return func() {}
 	}
 	opened := make(chan *control.Server, 1)
 	go func() {
+		if after != nil {
+			<-after
+		}
 		srv, err := control.Listen(cfg.Control, h, log)
 		if err != nil {
 			log.Warn("running without a control socket: tender status will not reach this tender", "error", err)

@@ -75,16 +75,20 @@ func run(cfg *config.Config) int {
 	}
 
 	// 4. Run the app, and stay with it until it is done. tender protects itself from the OOM
-	//    killer meanwhile (the apps' score does not depend on its own), and catches the signals
-	//    that are not urgent: in single mode once the app has started, so as not to take CPU
-	//    from its start.
+	//    killer meanwhile (the apps' score does not depend on its own), catches the signals
+	//    that are not urgent and opens its control socket: in single mode once the app has
+	//    started, so as not to take CPU from its start.
 	go protectFromOOM(cfg, origOOM, oomErr, spawner.Base.OOMScoreAdj, log)
 	code, grace := 0, cfg.KillGrace
 	if !cfg.Pool() {
 		single := newSingle(cfg, spawner, env, log)
 		single.OOM = oomKills
-		single.Started = signals.CatchRest
-		defer serveControl(cfg, single, log)()
+		started := make(chan struct{})
+		single.Started = func() {
+			close(started)
+			signals.CatchRest()
+		}
+		defer serveControl(cfg, single, log, started)()
 		defer serveAdmin(cfg, single, log)()
 		code = single.Run(signals.C)
 	} else {
@@ -99,7 +103,7 @@ func run(cfg *config.Config) int {
 			log.Error(err.Error())
 			return 2
 		}
-		defer serveControl(cfg, pool, log)()
+		defer serveControl(cfg, pool, log, nil)()
 		defer serveAdmin(cfg, pool, log)()
 		code = pool.Run(signals.C)
 		grace = min(grace, pool.Left())
