@@ -36,10 +36,10 @@ type initProg struct {
 }
 
 var (
-	runs          = flag.Int("runs", 300, "hyperfine runs per init for the start-up")
-	startupRounds = flag.Int("startup-rounds", 3, "rounds the start-up runs are split into; the table has the median")
+	runs          = flag.Int("runs", 500, "hyperfine runs per init for the start-up")
+	startupRounds = flag.Int("startup-rounds", 5, "rounds the start-up runs are split into; the table has the median")
 	orphans       = flag.Int("orphans", 10000, "orphans to reap")
-	orphanRuns    = flag.Int("reap-runs", 3, "orphan runs per init, in rounds; the table has the median")
+	orphanRuns    = flag.Int("reap-runs", 5, "orphan runs per init, in rounds; the table has the median")
 	outDir        = flag.String("out", "bench/out", "where the table and raw results go")
 )
 
