@@ -138,8 +138,8 @@ func newLogger(cfg *config.Config) hclog.Logger {
 }
 
 // hideInheritedFds marks every inherited fd close-on-exec except the sockets passed by socket
-// activation, which the apps receive at the same numbers. The clean start marks them again in every
-// app process; doing it here too keeps them from anything else tender might run.
+// activation, which the apps receive at the same numbers. The clean start marks them again in
+// every app process; doing it here too keeps them from anything else tender might run.
 func hideInheritedFds(listenFds int, log hclog.Logger) {
 	if log.IsDebug() {
 		if inherited := capabilities.InheritedFds(); len(inherited) > listenFds {
