@@ -310,21 +310,28 @@ func TestRestartedAppGetsTheOriginalScore(t *testing.T) {
 // Go raises its own soft RLIMIT_NOFILE to the hard limit; the apps get the limit tender was
 // started with back, as os/exec gives it, unless TENDER_APP_NOFILE says otherwise.
 func TestAppsGetTheNofileLimitTenderWasStartedWith(t *testing.T) {
+	// A soft limit well below a hard one that this machine allows (lowering needs no privilege).
+	var lim syscall.Rlimit
+	must(t, syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim))
+	hard := min(lim.Max, 4096)
+	soft := min(512, hard/2)
+	limits := fmt.Sprintf("%d %d", soft, hard)
 	for _, tc := range []struct {
 		name string
 		env  []string
 		want string
 	}{
-		{"single", nil, "512 4096"},
-		{"pool", []string{"TENDER_WORKERS=2"}, "512 4096"},
+		{"single", nil, limits},
+		{"pool", []string{"TENDER_WORKERS=2"}, limits},
 		{"TENDER_APP_NOFILE", []string{"TENDER_APP_NOFILE=100:200"}, "100 200"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			r := startTenderFrom(t, "ulimit -Sn 512; ulimit -Hn 4096", AsPID1, tc.env, "--", "/bin/sleep", "36")
+			setup := fmt.Sprintf("ulimit -Sn %d; ulimit -Hn %d", soft, hard)
+			r := startTenderFrom(t, setup, AsPID1, tc.env, "--", "/bin/sleep", "36")
 			app := appBelow(t, r, "sleep 36")
-			if got := nofileOf(t, r.TenderPid()); got != "4095 4096" {
-				t.Errorf("tender's own limit is %q, want Go's raise to 4095 4096", got)
+			if got, want := nofileOf(t, r.TenderPid()), fmt.Sprintf("%d %d", hard-1, hard); got != want {
+				t.Errorf("tender's own limit is %q, want Go's raise to %q", got, want)
 			}
 			if got := nofileOf(t, app.Pid); got != tc.want {
 				t.Errorf("the app's RLIMIT_NOFILE is %q, want %q", got, tc.want)
