@@ -64,8 +64,8 @@ type report struct {
 
 // The steps of the clean start, in the order the child takes them.
 const (
-	stepStdio uint32 = iota + 1
-	stepGroup
+	stepGroup uint32 = iota + 1
+	stepStdio
 	stepOOM
 	stepRlimit
 	stepBounding
@@ -329,6 +329,7 @@ func forkChild1(l *launch) (pid uintptr, errno syscall.Errno) {
 		l.listenPid[len("LISTEN_PID=")+nd] = 0
 	}
 
+	failStep = stepSignals
 	if _, _, err = syscall.RawSyscall6(syscall.SYS_RT_SIGPROCMASK, unix.SIG_SETMASK, uintptr(unsafe.Pointer(&l.emptyMask)), 0, 8, 0, 0); err != 0 {
 		goto fail
 	}
