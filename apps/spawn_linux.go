@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math/bits"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -126,7 +127,7 @@ func (s *Spawner) prepare(sp Spawn) (*launch, error) {
 	if s.ListenFds > 0 {
 		// The child writes its pid into the room left here.
 		l.listenPid = append([]byte("LISTEN_PID="), make([]byte, 21)...)
-		env = unsetEnv(env, "LISTEN_PID")
+		env = withoutEnv(env, "LISTEN_PID")
 	}
 	if l.envv, err = syscall.SlicePtrFromStrings(env); err != nil {
 		return nil, &StartError{Step: "exec", Msg: fmt.Sprintf("bad environment: %v", err), Code: ExitCannotExecute}
@@ -209,9 +210,9 @@ func (l *launch) planCaps(want *specs.LinuxCapabilities) error {
 	c := &capSets{header: hdr}
 	set := func(names []string, bit func(capability.Cap)) error {
 		for _, name := range names {
-			cp, err := capByName(name)
-			if err != nil {
-				return fail(err.Error())
+			cp, ok := capabilities.CapByName(name)
+			if !ok || cp >= 64 {
+				return fail("unknown capability " + name)
 			}
 			bit(cp)
 		}
@@ -230,10 +231,10 @@ func (l *launch) planCaps(want *specs.LinuxCapabilities) error {
 	if err != nil {
 		return err
 	}
-	for _, name := range want.Permitted {
-		cp, _ := capByName(name)
-		if own[cp/32].Permitted&(1<<(cp%32)) == 0 {
-			return fail(name + " cannot be kept: tender itself does not have it")
+	for i := range prm {
+		if missing := prm[i] &^ own[i].Permitted; missing != 0 {
+			cp := capability.Cap(32*i + bits.TrailingZeros32(missing))
+			return fail(capabilities.CapName(cp) + " cannot be kept: tender itself does not have it")
 		}
 	}
 	for i := range c.data {
@@ -246,17 +247,6 @@ func (l *launch) planCaps(want *specs.LinuxCapabilities) error {
 	l.caps, l.bounding, l.lastCap = c, &bounding, int(last)
 	return nil
 }
-
-func capByName(name string) (capability.Cap, error) {
-	for _, cp := range capability.ListKnown() {
-		if "CAP_"+strings.ToUpper(cp.String()) == name && cp < 64 {
-			return cp, nil
-		}
-	}
-	return 0, fmt.Errorf("unknown capability %s", name)
-}
-
-func capName(cp int) string { return "CAP_" + strings.ToUpper(capability.Cap(cp).String()) }
 
 // stepNames name the steps of the clean start in reports.
 var stepNames = map[uint32]string{
@@ -296,9 +286,9 @@ func (l *launch) explain(r report, sp Spawn, plan Plan) *StartError {
 			}
 		}
 	case stepBounding:
-		e.Msg = fmt.Sprintf("%s: %v", capName(int(r.index)), errno)
+		e.Msg = fmt.Sprintf("%s: %v", capabilities.CapName(capability.Cap(r.index)), errno)
 		if denied {
-			e.Msg = capName(int(r.index)) + " is still in the bounding set (dropping needs CAP_SETPCAP)"
+			e.Msg = capabilities.CapName(capability.Cap(r.index)) + " is still in the bounding set (dropping needs CAP_SETPCAP)"
 		}
 	case stepUser:
 		u := plan.User
@@ -314,7 +304,7 @@ func (l *launch) explain(r report, sp Spawn, plan Plan) *StartError {
 		}
 	case stepCaps:
 		if r.index >= 0 {
-			e.Msg = fmt.Sprintf("ambient %s: %v", capName(int(r.index)), errno)
+			e.Msg = fmt.Sprintf("ambient %s: %v", capabilities.CapName(capability.Cap(r.index)), errno)
 		}
 	case stepExec:
 		name := sp.Args[0]
@@ -370,14 +360,4 @@ func pathOf(env []string) string {
 		}
 	}
 	return "/usr/local/bin:/usr/local/sbin:/usr/bin:/usr/sbin:/bin:/sbin"
-}
-
-func unsetEnv(env []string, key string) []string {
-	out := make([]string, 0, len(env))
-	for _, kv := range env {
-		if !strings.HasPrefix(kv, key+"=") {
-			out = append(out, kv)
-		}
-	}
-	return out
 }

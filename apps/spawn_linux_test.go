@@ -2,6 +2,8 @@ package apps
 
 import (
 	"errors"
+	"io"
+	"os"
 	"os/signal"
 	"reflect"
 	"strings"
@@ -35,8 +37,8 @@ func TestCandidates(t *testing.T) {
 // testReaper is the one owner of wait4 in this test binary: two would steal each other's exits.
 var testReaper = sync.OnceValue(func() *reaper.Reaper { return reaper.New(hclog.NewNullLogger()) })
 
-// start runs sh -c script through a Spawner and returns what it wrote on its stdout and
-// stderr, and its Exit.
+// start starts sp through a Spawner, with its stdout and stderr on a pipe, and returns what it
+// wrote there and its Exit.
 func start(t *testing.T, sp Spawn) (string, reaper.Exit, error) {
 	t.Helper()
 	var p [2]int
@@ -48,24 +50,13 @@ func start(t *testing.T, sp Spawn) (string, reaper.Exit, error) {
 	exits := make(chan reaper.Exit, 1)
 	pid, err := s.Start(sp, exits)
 	unix.Close(p[1])
-	out, _ := readAll(p[0])
-	unix.Close(p[0])
+	r := os.NewFile(uintptr(p[0]), "output")
+	out, _ := io.ReadAll(r)
+	r.Close()
 	if pid == 0 {
-		return out, reaper.Exit{}, err
+		return string(out), reaper.Exit{}, err
 	}
-	return out, <-exits, err
-}
-
-func readAll(fd int) (string, error) {
-	var b []byte
-	buf := make([]byte, 4096)
-	for {
-		n, err := unix.Read(fd, buf)
-		if n <= 0 {
-			return string(b), err
-		}
-		b = append(b, buf[:n]...)
-	}
+	return string(out), <-exits, err
 }
 
 // What tender has and the app must not: an ignored signal, an fd without close-on-exec. The

@@ -3,6 +3,7 @@ package apps
 import (
 	"fmt"
 	"os/user"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -67,15 +68,21 @@ func LookupUser(spec string) (*AppUser, error) {
 
 // Env sets HOME, USER and LOGNAME in env for this user, replacing what was there.
 func (u *AppUser) Env(env []string) []string {
-	out := make([]string, 0, len(env)+3)
-	for _, kv := range env {
-		if !strings.HasPrefix(kv, "HOME=") && !strings.HasPrefix(kv, "USER=") && !strings.HasPrefix(kv, "LOGNAME=") {
-			out = append(out, kv)
-		}
-	}
-	out = append(out, "HOME="+u.Home)
+	out := append(withoutEnv(env, "HOME", "USER", "LOGNAME"), "HOME="+u.Home)
 	if u.Username != "" {
 		out = append(out, "USER="+u.Username, "LOGNAME="+u.Username)
+	}
+	return out
+}
+
+// withoutEnv is env without the variables named keys.
+func withoutEnv(env []string, keys ...string) []string {
+	out := make([]string, 0, len(env)+3)
+	for _, kv := range env {
+		name, _, _ := strings.Cut(kv, "=")
+		if !slices.Contains(keys, name) {
+			out = append(out, kv)
+		}
 	}
 	return out
 }

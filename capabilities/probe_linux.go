@@ -87,7 +87,7 @@ func Probe() Report {
 			*dst = []string{}
 			for _, cp := range capability.ListKnown() {
 				if c.Get(which, cp) {
-					*dst = append(*dst, "CAP_"+strings.ToUpper(cp.String()))
+					*dst = append(*dst, CapName(cp))
 				}
 			}
 		}

@@ -2,6 +2,7 @@ package capabilities
 
 import (
 	"errors"
+	"io/fs"
 
 	"golang.org/x/sys/unix"
 )
@@ -12,7 +13,7 @@ import (
 func readProcFile(path string) ([]byte, error) {
 	fd, err := openRetry(path, unix.O_RDONLY)
 	if err != nil {
-		return nil, &pathError{"open", path, err}
+		return nil, &fs.PathError{Op: "open", Path: path, Err: err}
 	}
 	defer unix.Close(fd)
 	b := make([]byte, 0, 512)
@@ -25,7 +26,7 @@ func readProcFile(path string) ([]byte, error) {
 			continue
 		}
 		if err != nil {
-			return nil, &pathError{"read", path, err}
+			return nil, &fs.PathError{Op: "read", Path: path, Err: err}
 		}
 		if n == 0 {
 			return b, nil
@@ -38,7 +39,7 @@ func readProcFile(path string) ([]byte, error) {
 func writeProcFile(path string, data []byte) error {
 	fd, err := openRetry(path, unix.O_WRONLY)
 	if err != nil {
-		return &pathError{"open", path, err}
+		return &fs.PathError{Op: "open", Path: path, Err: err}
 	}
 	defer unix.Close(fd)
 	for {
@@ -48,7 +49,7 @@ func writeProcFile(path string, data []byte) error {
 		}
 	}
 	if err != nil {
-		return &pathError{"write", path, err}
+		return &fs.PathError{Op: "write", Path: path, Err: err}
 	}
 	return nil
 }
@@ -61,12 +62,3 @@ func openRetry(path string, mode int) (int, error) {
 		}
 	}
 }
-
-// pathError is os.PathError's text, with Unwrap to the errno for errors.Is.
-type pathError struct {
-	op, path string
-	err      error
-}
-
-func (e *pathError) Error() string { return e.op + " " + e.path + ": " + e.err.Error() }
-func (e *pathError) Unwrap() error { return e.err }

@@ -1,17 +1,9 @@
 package config
 
-import (
-	"strings"
-
-	"github.com/moby/sys/capability"
-)
+import "github.com/tenderinit/tender/capabilities"
 
 // knownCap reports whether name (CAP_X) is a capability this build knows.
 func knownCap(name string) bool {
-	for _, c := range capability.ListKnown() {
-		if "CAP_"+strings.ToUpper(c.String()) == name {
-			return true
-		}
-	}
-	return false
+	_, ok := capabilities.CapByName(name)
+	return ok
 }

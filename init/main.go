@@ -90,7 +90,7 @@ func run(cfg *config.Config) int {
 		}
 		defer serveControl(cfg, single, log, started)()
 		defer serveAdmin(cfg, single, log)()
-		code = single.Run(signals.C)
+		code = single.Run(signals.C())
 	} else {
 		go signals.CatchRest()
 		router, err := listenFront(cfg, log)
@@ -105,7 +105,7 @@ func run(cfg *config.Config) int {
 		}
 		defer serveControl(cfg, pool, log, nil)()
 		defer serveAdmin(cfg, pool, log)()
-		code = pool.Run(signals.C)
+		code = pool.Run(signals.C())
 		grace = min(grace, pool.Left())
 	}
 
