@@ -5,8 +5,9 @@ import (
 	"bytes"
 	"errors"
 	"io"
-	"os"
 	"sync"
+
+	"golang.org/x/sys/unix"
 )
 
 // maxLine is the longest line passed on in one piece; a longer one is passed on in pieces.
@@ -20,20 +21,50 @@ const (
 // reportLines is how many of a worker's last lines a spawn report keeps.
 const reportLines = 20
 
+// Stdout and Stderr are tender's standard output and error, for its logs and its workers'
+// output. They write with write(2) itself: a write through an *os.File of fd 1 or 2 (os.Stdout,
+// os.Stderr) to a pipe nobody reads any more makes the Go runtime raise SIGPIPE, which kills
+// tender unless os/signal catches SIGPIPE (and then tender would forward its own SIGPIPE to the
+// apps). Here the write fails with EPIPE, and tender's signal handler drops the kernel's
+// SIGPIPE as tender's own (reaper.Signals).
+var Stdout, Stderr io.Writer = stdWriter(1), stdWriter(2)
+
+type stdWriter int
+
+func (fd stdWriter) Write(p []byte) (int, error) {
+	n := 0
+	for n < len(p) {
+		m, err := unix.Write(int(fd), p[n:])
+		switch {
+		case errors.Is(err, unix.EINTR):
+			continue
+		case errors.Is(err, unix.EAGAIN): // non-blocking, shared with someone: wait for room
+			_, _ = unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLOUT}}, -1)
+			continue
+		case err != nil:
+			return n, err
+		case m == 0:
+			return n, io.ErrShortWrite
+		}
+		n += m
+	}
+	return n, nil
+}
+
 // Output is where workers' output goes: tender's own stdout or stderr. Lines from different
 // workers never interleave inside a line.
 type Output struct {
 	mu   sync.Mutex
-	f    *os.File
+	w    io.Writer
 	hook func([]byte) // tests see each write
 }
 
-// NewOutput writes to f.
-func NewOutput(f *os.File) *Output { return &Output{f: f} }
+// NewOutput writes to w.
+func NewOutput(w io.Writer) *Output { return &Output{w: w} }
 
 func (o *Output) writeLine(line []byte) {
 	o.mu.Lock()
-	_, _ = o.f.Write(line)
+	_, _ = o.w.Write(line)
 	if o.hook != nil {
 		o.hook(line)
 	}

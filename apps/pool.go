@@ -130,7 +130,7 @@ func NewPool(cfg PoolConfig, spawner *Spawner, router Router, log hclog.Logger) 
 	}
 	return &Pool{
 		cfg: cfg, spawner: spawner, router: router, log: log,
-		stdout: NewOutput(os.Stdout), stderr: NewOutput(os.Stderr),
+		stdout: NewOutput(Stdout), stderr: NewOutput(Stderr),
 		oom: cfg.OOM, devNull: devNull,
 		events: make(chan func(), 64), done: make(chan struct{}), workers: map[*worker]bool{},
 	}, nil

@@ -4,11 +4,14 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tenderinit/tender/reaper"
 )
 
 var modes = []struct {
@@ -130,6 +133,99 @@ func TestSignalsReachTheChild(t *testing.T) {
 				t.Errorf("the app received %v, want %v", got, append(sent, 15))
 			}
 		})
+	}
+}
+
+// Every signal tender forwards reaches the app, once and in order, and none of them ends or
+// stops tender. The test app is a Go program too, and os/signal cannot catch SIGSYS, SIGPROF, 32
+// or 34 for it: those go to sleep(1) instead, which they kill, and tender passes that on.
+func TestEverySignalReachesTheChild(t *testing.T) {
+	t.Parallel()
+	appCannot := []int{int(syscall.SIGSYS), int(syscall.SIGPROF), 32, 34}
+	var sent []int
+	for sig := 1; sig <= 64; sig++ {
+		switch syscall.Signal(sig) {
+		case syscall.SIGKILL, syscall.SIGSTOP, syscall.SIGCHLD, syscall.SIGURG, 33:
+			continue
+		}
+		if !slices.Contains(appCannot, sig) {
+			sent = append(sent, sig)
+		}
+	}
+	report := filepath.Join(t.TempDir(), "signals")
+	r := startTender(t, AsPID1, nil, "--", bin.testapp, "signals", report, "64")
+	waitReady(t, report)
+	// tender catches the faults (SEGV...) through os/signal once the app has started.
+	eventually(t, 5*time.Second, "tender to catch every signal it forwards", func() bool {
+		caught := caughtSignals(t, r.TenderPid())
+		return !slices.ContainsFunc(sent, func(sig int) bool { return !caught[sig] })
+	})
+	for i, sig := range sent {
+		r.Signal(syscall.Signal(sig))
+		waitSignals(t, report, sent[:i+1])
+	}
+	if code := r.Wait(10 * time.Second); code != 0 {
+		t.Fatalf("exit status %d, want the app's 0 (it exits on signal 64)", code)
+	}
+	for _, sig := range appCannot {
+		t.Run(reaper.SignalName(syscall.Signal(sig)), func(t *testing.T) {
+			t.Parallel()
+			report := filepath.Join(t.TempDir(), "ready")
+			r := startTender(t, AsPID1, []string{"TENDER_LOG_LEVEL=debug"}, "--", "/bin/sh", "-c", `echo ready >"$1"; exec sleep 60`, "sh", report)
+			waitReady(t, report)
+			eventually(t, 5*time.Second, "tender to catch the signal", func() bool {
+				return caughtSignals(t, r.TenderPid())[sig]
+			})
+			r.Signal(syscall.Signal(sig))
+			if code := r.Wait(10 * time.Second); code != 128+sig {
+				t.Errorf("exit status %d, want %d: the app killed by the signal tender forwarded", code, 128+sig)
+			}
+			if killed := "killed by " + reaper.SignalName(syscall.Signal(sig)); !r.logged(killed) {
+				t.Errorf("tender did not log that the app was %s", killed)
+			}
+		})
+	}
+}
+
+// caughtSignals reads SigCgt of a process.
+func caughtSignals(t *testing.T, pid int) map[int]bool {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	caught := map[int]bool{}
+	for line := range strings.Lines(string(b)) {
+		if hex, ok := strings.CutPrefix(line, "SigCgt:"); ok {
+			mask, err := strconv.ParseUint(strings.TrimSpace(hex), 16, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for sig := 1; sig <= 64; sig++ {
+				caught[sig] = mask&(1<<(sig-1)) != 0
+			}
+		}
+	}
+	return caught
+}
+
+// The SIGPIPE the kernel sends tender when it writes to a pipe nobody reads (here its own
+// stderr, at debug level) is tender's business: it neither dies of it nor forwards it.
+func TestTenderKeepsItsOwnSigpipe(t *testing.T) {
+	t.Parallel()
+	report := filepath.Join(t.TempDir(), "signals")
+	// stderr: a pipe whose reader has exited.
+	r := startTenderFrom(t, `exec 2> >(exec true); wait $!`, AsPID1, []string{"TENDER_LOG_LEVEL=trace"},
+		"--", bin.testapp, "signals", report)
+	waitReady(t, report)
+	r.Signal(syscall.SIGUSR1) // logged, at trace level, to the broken pipe
+	waitSignals(t, report, []int{10})
+	r.Signal(syscall.SIGTERM)
+	if code := r.Wait(10 * time.Second); code != 0 {
+		t.Fatalf("exit status %d, want the app's 0", code)
+	}
+	if got := readSignals(report); fmt.Sprint(got) != "[10 15]" {
+		t.Errorf("the app received %v, want [10 15]: no SIGPIPE of tender's", got)
 	}
 }
 

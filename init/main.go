@@ -132,7 +132,7 @@ func newLogger(cfg *config.Config) hclog.Logger {
 	return hclog.New(&hclog.LoggerOptions{
 		Name:       "tender",
 		Level:      level,
-		Output:     os.Stderr,
+		Output:     apps.Stderr,
 		JSONFormat: cfg.LogFormat == "json",
 	})
 }

@@ -1,7 +1,11 @@
 package reaper
 
 import (
+	"bufio"
 	"os"
+	"os/exec"
+	"slices"
+	"strconv"
 	"syscall"
 	"testing"
 
@@ -45,21 +49,62 @@ func TestParseStatPPid(t *testing.T) {
 	}
 }
 
-// Between them, the urgent signals and the rest are every signal tender can catch, once each,
-// but the two it must leave alone: SIGCHLD (the reaper waits instead) and SIGURG (the runtime's).
-func TestCaughtSignals(t *testing.T) {
-	seen := map[os.Signal]int{}
-	for _, sig := range append(append([]os.Signal{}, urgent...), rest()...) {
-		seen[sig]++
+// Every signal tender forwards reaches C once, in the order sent, and none ends or stops the
+// process that catches them: sent with kill to a helper process, this test binary run again.
+func TestCatchSignalsDeliversEverySignal(t *testing.T) {
+	if os.Getenv("TENDER_TEST_CATCH") == "1" {
+		catchAndEcho()
+		return
 	}
-	for sig := syscall.Signal(1); sig <= 64; sig++ {
-		want := 1
-		switch sig {
-		case unix.SIGKILL, unix.SIGSTOP, unix.SIGCHLD, unix.SIGURG:
-			want = 0
+	cmd := exec.Command(os.Args[0], "-test.run=^TestCatchSignalsDeliversEverySignal$")
+	cmd.Env = append(os.Environ(), "TENDER_TEST_CATCH=1")
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	lines := bufio.NewScanner(out)
+	if !lines.Scan() || lines.Text() != "ready" {
+		t.Fatalf("helper said %q, want ready", lines.Text())
+	}
+	var want []syscall.Signal
+	for _, sig := range forwarded() {
+		if !ownHandler && slices.Contains(osSignalCannot, sig) {
+			continue
 		}
-		if seen[sig] != want {
-			t.Errorf("signal %d (%s) caught %d times, want %d", sig, SignalName(sig), seen[sig], want)
+		want = append(want, sig)
+		if err := cmd.Process.Signal(sig); err != nil {
+			t.Fatal(err)
 		}
+		if !lines.Scan() {
+			t.Fatalf("helper gone after %s: %v", SignalName(sig), cmd.Wait())
+		}
+		if got := lines.Text(); got != strconv.Itoa(int(sig)) {
+			t.Fatalf("sent %s (%d), helper caught %s", SignalName(sig), sig, got)
+		}
+	}
+	if err := cmd.Process.Signal(unix.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+	if len(want) < 55 {
+		t.Errorf("only %d signals forwarded: %v", len(want), want)
+	}
+}
+
+// osSignalCannot are the signals os/signal cannot catch: the runtime leaves them at SIG_DFL.
+var osSignalCannot = []syscall.Signal{unix.SIGSYS, unix.SIGPROF, 32, 34}
+
+// catchAndEcho catches as tender does and prints each signal's number as it arrives.
+func catchAndEcho() {
+	s := CatchSignals()
+	s.CatchRest()
+	os.Stdout.WriteString("ready\n")
+	for sig := range s.C() {
+		os.Stdout.WriteString(strconv.Itoa(int(sig.(syscall.Signal))) + "\n")
 	}
 }

@@ -12,52 +12,86 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// urgent are the signals that, left to the Go runtime, would kill tender (TERM, INT, HUP), make
-// it dump its goroutines and exit (QUIT) or stop it (TSTP, TTIN, TTOU), and those that users
-// most often send to an app through its init (USR1, USR2, WINCH). They are caught before
-// anything is started.
-var urgent = []os.Signal{
-	unix.SIGTERM, unix.SIGINT, unix.SIGHUP, unix.SIGQUIT,
-	unix.SIGTSTP, unix.SIGTTIN, unix.SIGTTOU,
-	unix.SIGUSR1, unix.SIGUSR2, unix.SIGWINCH,
-}
-
-// Signals is tender's catch of every signal it can catch, except SIGCHLD (the reaper waits in
-// wait4 instead) and SIGURG (the Go runtime's preemption signal, nobody else's business).
+// Signals is tender's catch of every signal it forwards: each catchable signal but SIGCHLD
+// (the reaper waits in wait4 instead), SIGURG (the Go runtime's preemption signal) and signal
+// 33 (the runtime's own, for system calls on every thread; glibc's too, no app can use it).
 //
 // Catching keeps tender alive and running through signals meant for the apps, and lets it pass
-// them on. The Go runtime enables each signal with a round trip to a thread of its own, 40 to
-// 55µs apiece on a small VM (BenchmarkCatchSignals): 0.4 to 0.55ms for the urgent ones, 2ms of
-// CPU for all. So CatchSignals catches the urgent ones, before any app starts, and CatchRest
-// the others (ALRM, PWR, the real-time signals...) once the app runs, so as not to take CPU
-// from its start. Until then those are dropped.
-type Signals struct{ c chan os.Signal }
+// them on. os/signal would enable each signal with a round trip to a runtime thread of its own,
+// 40 to 55µs apiece on a small VM, 2.5ms for all of them: longer than the rest of tender's
+// start-up. It cannot catch some at all (SIGSYS, SIGPROF, 32, and 34 = glibc's SIGRTMIN, which
+// the runtime leaves at their default: they would kill tender). So where tender has a handler of
+// its own (catch_linux.go), that handler catches them, all at once before the app starts, and
+// os/signal only the faults, which the runtime must keep, once the app runs. Elsewhere
+// os/signal catches the urgent ones first and the rest once the app runs, and the four above
+// are not caught.
+type Signals struct {
+	c     chan os.Signal
+	later []syscall.Signal // for CatchRest
+}
 
-// CatchSignals catches the urgent signals.
+// CatchSignals catches every signal tender forwards but those CatchRest catches.
 func CatchSignals() *Signals {
 	s := &Signals{c: make(chan os.Signal, 128)}
-	signal.Notify(s.c, urgent...)
+	s.later = catch(forwarded(), s.c)
 	return s
 }
 
 // C delivers the signals caught.
 func (s *Signals) C() <-chan os.Signal { return s.c }
 
-// CatchRest catches the other signals too.
-func (s *Signals) CatchRest() { signal.Notify(s.c, rest()...) }
+// CatchRest catches the signals CatchSignals left to os/signal. Until then those are dropped.
+func (s *Signals) CatchRest() { notify(s.c, s.later) }
 
-func rest() []os.Signal {
-	var sigs []os.Signal
+// forwarded lists every signal tender forwards.
+func forwarded() []syscall.Signal {
+	var sigs []syscall.Signal
 	for sig := syscall.Signal(1); sig <= 64; sig++ {
 		switch sig {
-		case unix.SIGKILL, unix.SIGSTOP, unix.SIGCHLD, unix.SIGURG:
+		case unix.SIGKILL, unix.SIGSTOP, unix.SIGCHLD, unix.SIGURG, 33:
 			continue
 		}
-		if !slices.Contains(urgent, os.Signal(sig)) {
-			sigs = append(sigs, sig)
-		}
+		sigs = append(sigs, sig)
 	}
 	return sigs
+}
+
+// runtimeOwned are the signals only os/signal may catch: faults, which must still crash tender
+// when its own code causes them (os/signal still delivers those sent with kill). (SIGPROF is the
+// profiler's, but tender does not profile itself.)
+var runtimeOwned = []syscall.Signal{unix.SIGILL, unix.SIGTRAP, unix.SIGBUS, unix.SIGFPE, unix.SIGSEGV}
+
+// urgent are the signals that os/signal catches before any app starts where tender has no
+// handler of its own: those that, left to the Go runtime, would kill tender (TERM, INT, HUP),
+// make it dump its goroutines and exit (QUIT) or stop it (TSTP, TTIN, TTOU), and those that
+// users most often send to an app through its init (USR1, USR2, WINCH).
+var urgent = []syscall.Signal{
+	unix.SIGTERM, unix.SIGINT, unix.SIGHUP, unix.SIGQUIT,
+	unix.SIGTSTP, unix.SIGTTIN, unix.SIGTTOU,
+	unix.SIGUSR1, unix.SIGUSR2, unix.SIGWINCH,
+}
+
+// catchWithRuntime catches the urgent signals of sigs with os/signal and returns the others.
+func catchWithRuntime(sigs []syscall.Signal, c chan<- os.Signal) (later []syscall.Signal) {
+	notify(c, urgent)
+	for _, sig := range sigs {
+		if !slices.Contains(urgent, sig) {
+			later = append(later, sig)
+		}
+	}
+	return later
+}
+
+// notify catches sigs with os/signal.
+func notify(c chan<- os.Signal, sigs []syscall.Signal) {
+	if len(sigs) == 0 {
+		return
+	}
+	list := make([]os.Signal, len(sigs))
+	for i, sig := range sigs {
+		list[i] = sig
+	}
+	signal.Notify(c, list...)
 }
 
 // Forwarder passes signals on to a child, as tini and dumb-init do.

@@ -1,0 +1,110 @@
+//go:build amd64 || arm64
+
+package reaper
+
+import (
+	"os"
+	"slices"
+	"syscall"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// tender's own signal handler is handler, in catch_linux_$GOARCH.s. The kernel calls it with
+// the signal's number; it writes that number, one byte, to a pipe (the relay) and returns, and
+// a goroutine reads the relay and sends each signal on: the self-pipe trick of C inits. It
+// drops the signals tender sent itself: in practice the SIGPIPE the kernel sends a process
+// that writes to a socket or pipe whose reader is gone (a client of the balancer that went
+// away), which is tender's own business and not the apps'. The
+// runtime's handler does much the same for os/signal, but os/signal enables each signal with a
+// round trip to a thread of the runtime's; installing handler is one rt_sigaction.
+//
+// handler touches no Go state, has no frame and writes from numbers, not from a stack: it may
+// run on any thread at any instant. It runs on the thread's signal stack (every thread of a Go
+// program has one) with every signal blocked, and the system calls it interrupts are restarted.
+// A child gets it back as SIG_DFL: the clean start resets every signal before its exec.
+
+// ownHandler: tender catches signals with a handler of its own on this architecture.
+const ownHandler = true
+
+// handlerAddrs returns the addresses of handler and of the restorer that returns from it, 0
+// where the kernel provides one.
+func handlerAddrs() (handler, restorer uintptr)
+
+var (
+	// relayFd is the relay's write end; -1 until catch opens it, so that a stray call of
+	// handler writes nowhere.
+	relayFd int32 = -1
+	// numbers[n] is n: handler writes the byte at &numbers[sig].
+	numbers [65]byte
+	// selfPid is tender's pid, to tell the signals it sent itself.
+	selfPid int32
+)
+
+const (
+	saSiginfo  = 0x4
+	saRestorer = 0x04000000
+	saOnStack  = 0x08000000
+	saRestart  = 0x10000000
+)
+
+// catch catches sigs with handler, but for the runtime's own signals, and returns the
+// signals left to CatchRest. Without a relay (no fd left for a pipe), os/signal catches them.
+func catch(sigs []syscall.Signal, c chan<- os.Signal) (later []syscall.Signal) {
+	if err := openRelay(c); err != nil {
+		return catchWithRuntime(sigs, c)
+	}
+	var failed []syscall.Signal
+	for _, sig := range sigs {
+		switch {
+		case slices.Contains(runtimeOwned, sig):
+			later = append(later, sig)
+		case handle(sig) != nil:
+			failed = append(failed, sig)
+		}
+	}
+	notify(c, failed)
+	return later
+}
+
+// openRelay opens the relay, both ends non-blocking: handler never waits, and the reader waits
+// in the runtime's poller rather than on a thread of its own.
+func openRelay(c chan<- os.Signal) error {
+	var p [2]int
+	if err := unix.Pipe2(p[:], unix.O_CLOEXEC|unix.O_NONBLOCK); err != nil {
+		return err
+	}
+	for i := range numbers {
+		numbers[i] = byte(i)
+	}
+	relayFd = int32(p[1])
+	selfPid = int32(unix.Getpid())
+	relay := os.NewFile(uintptr(p[0]), "signal relay")
+	go func() {
+		var buf [128]byte
+		for {
+			n, err := relay.Read(buf[:])
+			if err != nil { // only if the read end were closed: it never is
+				return
+			}
+			for _, b := range buf[:n] {
+				c <- syscall.Signal(b)
+			}
+		}
+	}()
+	return nil
+}
+
+// handle makes handler sig's handler.
+func handle(sig syscall.Signal) error {
+	h, restorer := handlerAddrs()
+	sa := sigaction{handler: h, flags: saSiginfo | saOnStack | saRestart, restorer: restorer, mask: ^uint64(0)}
+	if restorer != 0 {
+		sa.flags |= saRestorer
+	}
+	if _, _, e := unix.RawSyscall6(unix.SYS_RT_SIGACTION, uintptr(sig), uintptr(unsafe.Pointer(&sa)), 0, 8, 0, 0); e != 0 {
+		return e
+	}
+	return nil
+}
