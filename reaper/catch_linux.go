@@ -28,9 +28,9 @@ import (
 // ownHandler: tender catches signals with a handler of its own on this architecture.
 const ownHandler = true
 
-// handlerAddrs returns the addresses of handler and of the restorer that returns from it, 0
-// where the kernel provides one.
-func handlerAddrs() (handler, restorer uintptr)
+// handlerAddrs returns the addresses of handler, of faultHandler and of the restorer that
+// returns from them, 0 where the kernel provides one.
+func handlerAddrs() (handler, fault, restorer uintptr)
 
 var (
 	// relayFd is the relay's write end; -1 until catch opens it, so that a stray call of
@@ -40,6 +40,9 @@ var (
 	numbers [65]byte
 	// selfPid is tender's pid, to tell the signals it sent itself.
 	selfPid int32
+	// faultChain is the runtime's handler of the faults, where faultHandler passes on those
+	// that tender's own code raised.
+	faultChain uintptr
 )
 
 const (
@@ -49,23 +52,46 @@ const (
 	saRestart  = 0x10000000
 )
 
-// catch catches sigs with handler, but for the runtime's own signals, and returns the
-// signals left to CatchRest. Without a relay (no fd left for a pipe), os/signal catches them.
+// catch catches sigs with handler, the faults with faultHandler, and returns the signals left
+// to CatchRest: none, unless a fault's handler is not the runtime's. Without a relay (no fd left
+// for a pipe), os/signal catches them all.
 func catch(sigs []syscall.Signal, c chan<- os.Signal) (later []syscall.Signal) {
 	if err := openRelay(c); err != nil {
 		return catchWithRuntime(sigs, c)
 	}
+	handler, fault, _ := handlerAddrs()
 	var failed []syscall.Signal
 	for _, sig := range sigs {
-		switch {
-		case slices.Contains(runtimeOwned, sig):
-			later = append(later, sig)
-		case handle(sig) != nil:
+		h := handler
+		if slices.Contains(faults, sig) {
+			if !chainable(sig) {
+				later = append(later, sig)
+				continue
+			}
+			h = fault
+		}
+		if handle(sig, h) != nil {
 			failed = append(failed, sig)
 		}
 	}
 	notify(c, failed)
 	return later
+}
+
+// chainable reports whether faultHandler can pass sig on to the runtime's handler: sig has
+// one, the same as the other faults'.
+func chainable(sig syscall.Signal) bool {
+	var old sigaction
+	if _, _, e := unix.RawSyscall6(unix.SYS_RT_SIGACTION, uintptr(sig), 0, uintptr(unsafe.Pointer(&old)), 8, 0, 0); e != 0 {
+		return false
+	}
+	if old.handler == sigDfl || old.handler == sigIgn || old.flags&saSiginfo == 0 {
+		return false
+	}
+	if faultChain == 0 {
+		faultChain = old.handler
+	}
+	return old.handler == faultChain
 }
 
 // openRelay opens the relay, both ends non-blocking: handler never waits, and the reader waits
@@ -96,9 +122,9 @@ func openRelay(c chan<- os.Signal) error {
 	return nil
 }
 
-// handle makes handler sig's handler.
-func handle(sig syscall.Signal) error {
-	h, restorer := handlerAddrs()
+// handle makes h sig's handler.
+func handle(sig syscall.Signal, h uintptr) error {
+	_, _, restorer := handlerAddrs()
 	sa := sigaction{handler: h, flags: saSiginfo | saOnStack | saRestart, restorer: restorer, mask: ^uint64(0)}
 	if restorer != 0 {
 		sa.flags |= saRestorer

@@ -16,16 +16,31 @@ TEXT ·handler(SB),NOSPLIT|NOFRAME,$0
 done:
 	RET
 
+// faultHandler is handler for the faults (SIGSEGV...). One that a process sent (si_code <= 0:
+// kill, sigqueue, tgkill) it relays like handler; one that the kernel raised for tender's own
+// code it passes on to the runtime's handler, faultChain, with the registers and stack the
+// kernel gave, so that it becomes a panic as ever.
+TEXT ·faultHandler(SB),NOSPLIT|NOFRAME,$0
+	MOVL	8(SI), AX // info.si_code
+	CMPL	AX, $0
+	JLE	sent
+	MOVQ	·faultChain(SB), AX
+	JMP	AX
+sent:
+	JMP	·handler(SB)
+
 // restorer returns from handler: amd64 kernels ask for one (SA_RESTORER).
 TEXT ·restorer(SB),NOSPLIT|NOFRAME,$0
 	MOVQ	$15, AX // SYS_rt_sigreturn
 	SYSCALL
 	INT	$3 // not reached
 
-// func handlerAddrs() (handler, restorer uintptr)
-TEXT ·handlerAddrs(SB),NOSPLIT,$0-16
+// func handlerAddrs() (handler, fault, restorer uintptr)
+TEXT ·handlerAddrs(SB),NOSPLIT,$0-24
 	LEAQ	·handler(SB), AX
 	MOVQ	AX, handler+0(FP)
+	LEAQ	·faultHandler(SB), AX
+	MOVQ	AX, fault+8(FP)
 	LEAQ	·restorer(SB), AX
-	MOVQ	AX, restorer+8(FP)
+	MOVQ	AX, restorer+16(FP)
 	RET

@@ -18,9 +18,24 @@ TEXT ·handler(SB),NOSPLIT|NOFRAME,$0
 done:
 	RET
 
-// func handlerAddrs() (handler, restorer uintptr)
-TEXT ·handlerAddrs(SB),NOSPLIT,$0-16
+// faultHandler is handler for the faults (SIGSEGV...). One that a process sent (si_code <= 0:
+// kill, sigqueue, tgkill) it relays like handler; one that the kernel raised for tender's own
+// code it passes on to the runtime's handler, faultChain, with the registers and stack the
+// kernel gave, so that it becomes a panic as ever.
+TEXT ·faultHandler(SB),NOSPLIT|NOFRAME,$0
+	MOVW	8(R1), R3 // info.si_code
+	CMPW	$0, R3
+	BLE	sent
+	MOVD	·faultChain(SB), R3
+	JMP	(R3)
+sent:
+	JMP	·handler(SB)
+
+// func handlerAddrs() (handler, fault, restorer uintptr)
+TEXT ·handlerAddrs(SB),NOSPLIT,$0-24
 	MOVD	$·handler(SB), R0
 	MOVD	R0, handler+0(FP)
-	MOVD	ZR, restorer+8(FP)
+	MOVD	$·faultHandler(SB), R0
+	MOVD	R0, fault+8(FP)
+	MOVD	ZR, restorer+16(FP)
 	RET

@@ -21,8 +21,9 @@ func BenchmarkCatchSignal(b *testing.B) {
 		}
 	})
 	b.Run("handler", func(b *testing.B) {
+		h, _, _ := handlerAddrs()
 		for b.Loop() {
-			if err := handle(61); err != nil {
+			if err := handle(61, h); err != nil {
 				b.Fatal(err)
 			}
 		}

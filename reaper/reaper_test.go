@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"os"
 	"os/exec"
+	"runtime"
 	"slices"
 	"strconv"
 	"syscall"
@@ -68,6 +69,9 @@ func TestCatchSignalsDeliversEverySignal(t *testing.T) {
 	}
 	defer cmd.Process.Kill()
 	lines := bufio.NewScanner(out)
+	if !lines.Scan() || lines.Text() != "nil dereference: panic" {
+		t.Fatalf("helper said %q, want a panic of its nil dereference", lines.Text())
+	}
 	if !lines.Scan() || lines.Text() != "ready" {
 		t.Fatalf("helper said %q, want ready", lines.Text())
 	}
@@ -96,13 +100,25 @@ func TestCatchSignalsDeliversEverySignal(t *testing.T) {
 	}
 }
 
+func nilDereference() (outcome string) {
+	defer func() {
+		if _, ok := recover().(runtime.Error); ok {
+			outcome = "panic"
+		}
+	}()
+	var p *int
+	return strconv.Itoa(*p)
+}
+
 // osSignalCannot are the signals os/signal cannot catch: the runtime leaves them at SIG_DFL.
 var osSignalCannot = []syscall.Signal{unix.SIGSYS, unix.SIGPROF, 32, 34}
 
-// catchAndEcho catches as tender does and prints each signal's number as it arrives.
+// catchAndEcho catches as tender does and prints each signal's number as it arrives, after
+// checking that a fault of its own is still a panic.
 func catchAndEcho() {
 	s := CatchSignals()
 	s.CatchRest()
+	os.Stdout.WriteString("nil dereference: " + nilDereference() + "\n")
 	os.Stdout.WriteString("ready\n")
 	for sig := range s.C() {
 		os.Stdout.WriteString(strconv.Itoa(int(sig.(syscall.Signal))) + "\n")

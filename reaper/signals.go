@@ -18,13 +18,12 @@ import (
 //
 // Catching keeps tender alive and running through signals meant for the apps, and lets it pass
 // them on. os/signal would enable each signal with a round trip to a runtime thread of its own,
-// 40 to 55µs apiece on a small VM, 2.5ms for all of them: longer than the rest of tender's
+// 35 to 55µs apiece on a small VM, 2 to 3ms for all of them: longer than the rest of tender's
 // start-up. It cannot catch some at all (SIGSYS, SIGPROF, 32, and 34 = glibc's SIGRTMIN, which
 // the runtime leaves at their default: they would kill tender). So where tender has a handler of
-// its own (catch_linux.go), that handler catches them, all at once before the app starts, and
-// os/signal only the faults, which the runtime must keep, once the app runs. Elsewhere
-// os/signal catches the urgent ones first and the rest once the app runs, and the four above
-// are not caught.
+// its own (catch_linux.go), that handler catches them all at once, before the app starts.
+// Elsewhere os/signal catches the urgent ones first, the rest once the app runs (CatchRest),
+// and the four above are not caught.
 type Signals struct {
 	c     chan os.Signal
 	later []syscall.Signal // for CatchRest
@@ -40,7 +39,8 @@ func CatchSignals() *Signals {
 // C delivers the signals caught.
 func (s *Signals) C() <-chan os.Signal { return s.c }
 
-// CatchRest catches the signals CatchSignals left to os/signal. Until then those are dropped.
+// CatchRest catches the signals CatchSignals left for later, if any. Until then those are
+// dropped.
 func (s *Signals) CatchRest() { notify(s.c, s.later) }
 
 // forwarded lists every signal tender forwards.
@@ -56,10 +56,9 @@ func forwarded() []syscall.Signal {
 	return sigs
 }
 
-// runtimeOwned are the signals only os/signal may catch: faults, which must still crash tender
-// when its own code causes them (os/signal still delivers those sent with kill). (SIGPROF is the
-// profiler's, but tender does not profile itself.)
-var runtimeOwned = []syscall.Signal{unix.SIGILL, unix.SIGTRAP, unix.SIGBUS, unix.SIGFPE, unix.SIGSEGV}
+// faults are the signals that tender's own code may cause, and the runtime must then handle
+// (a nil pointer becomes a panic); sent with kill, they are forwarded like any other.
+var faults = []syscall.Signal{unix.SIGILL, unix.SIGTRAP, unix.SIGBUS, unix.SIGFPE, unix.SIGSEGV}
 
 // urgent are the signals that os/signal catches before any app starts where tender has no
 // handler of its own: those that, left to the Go runtime, would kill tender (TERM, INT, HUP),
