@@ -59,6 +59,7 @@ func TestCatchSignalsDeliversEverySignal(t *testing.T) {
 	}
 	cmd := exec.Command(os.Args[0], "-test.run=^TestCatchSignalsDeliversEverySignal$")
 	cmd.Env = append(os.Environ(), "TENDER_TEST_CATCH=1")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // gone with the test, even if it hangs
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {
