@@ -73,8 +73,17 @@ func LowerOOMScoreAdj(target int) OOMResult {
 }
 
 // lowestAccepted finds the lowest value in (refused, accepted] that the kernel accepts, and
-// leaves it set.
+// leaves it set; accepted is the score in force.
 func lowestAccepted(refused, accepted int) int {
+	// Most often the score a process starts with is the lowest it may set: the container runtime
+	// set it with the privilege the process lacks, and that also set the kernel's floor for it
+	// (oom_score_adj_min). One write tells, before a bisection of ten.
+	if accepted-refused > 1 {
+		if SetOOMScoreAdj(accepted-1) != nil {
+			return accepted
+		}
+		accepted--
+	}
 	for accepted-refused > 1 {
 		mid := refused + (accepted-refused)/2
 		if SetOOMScoreAdj(mid) == nil {
