@@ -83,7 +83,7 @@ func TestCatchSignalsDeliversEverySignal(t *testing.T) {
 		}
 		want = append(want, sig)
 		if err := cmd.Process.Signal(sig); err != nil {
-			t.Fatal(err)
+			t.Fatalf("sending %s: %v", SignalName(sig), err)
 		}
 		if !lines.Scan() {
 			t.Fatalf("helper gone after %s: %v", SignalName(sig), cmd.Wait())
