@@ -75,9 +75,10 @@ func run(cfg *config.Config) int {
 	}
 
 	// 4. Run the app, and stay with it until it is done. tender protects itself from the OOM
-	//    killer meanwhile (the apps' score does not depend on its own), catches the signals
-	//    that are not urgent and opens its control socket: in single mode once the app has
-	//    started, so as not to take CPU from its start.
+	//    killer meanwhile (the apps' score does not depend on its own) and opens its control
+	//    socket, in single mode once the app has started, so as not to take CPU from its start;
+	//    so, where CatchSignals left any signal for later (not on amd64 or arm64), it catches
+	//    the rest of them.
 	go protectFromOOM(cfg, origOOM, oomErr, spawner.Base.OOMScoreAdj, log)
 	code, grace := 0, cfg.KillGrace
 	if !cfg.Pool() {
