@@ -1,14 +1,14 @@
 // Command initbench compares tender with tini, dumb-init and catatonit on this machine, in one
 // run, and prints a Markdown table (also written to bench/out/init.md):
 //
-//   - start-up: `X -- /bin/true`, median wall time over many runs (hyperfine), in rounds
-//     across the inits;
+//   - start-up: `X -- /bin/true`, median wall time over many runs, the inits taking turns run by
+//     run, and the median difference of each to tini's run of the same turn;
 //   - idle RSS of the init with one sleeping child;
 //   - size of the binary;
 //   - time to reap 10,000 orphans made by a test program, with the init as PID 1, and the
 //     zombies left: the median of -reap-runs runs, taken in rounds across the inits.
 //
-// It installs the peers (and hyperfine) from Debian when they are missing and it runs as root.
+// It installs the peers from Debian when they are missing and it runs as root.
 // Run it with `make bench`.
 package main
 
@@ -36,17 +36,16 @@ type initProg struct {
 }
 
 var (
-	runs          = flag.Int("runs", 500, "hyperfine runs per init for the start-up")
-	startupRounds = flag.Int("startup-rounds", 5, "rounds the start-up runs are split into; the table has the median")
-	orphans       = flag.Int("orphans", 10000, "orphans to reap")
-	orphanRuns    = flag.Int("reap-runs", 5, "orphan runs per init, in rounds; the table has the median")
-	outDir        = flag.String("out", "bench/out", "where the table and raw results go")
+	runs       = flag.Int("runs", 1000, "start-up runs per init")
+	orphans    = flag.Int("orphans", 10000, "orphans to reap")
+	orphanRuns = flag.Int("reap-runs", 5, "orphan runs per init, in rounds; the table has the median")
+	outDir     = flag.String("out", "bench/out", "where the table and raw results go")
 )
 
 func main() {
 	flag.Parse()
 	kit.Name = "initbench"
-	kit.Ensure(map[string]string{"tini": "tini", "dumb-init": "dumb-init", "catatonit": "catatonit", "hyperfine": "hyperfine", "file": "file"})
+	kit.Ensure(map[string]string{"tini": "tini", "dumb-init": "dumb-init", "catatonit": "catatonit", "file": "file"})
 	kit.Must(os.MkdirAll(*outDir, 0o755))
 	testapp := filepath.Join(*outDir, "testapp")
 	kit.Build(testapp, "./internal/testapp")
@@ -68,7 +67,7 @@ func main() {
 	}
 
 	var table bytes.Buffer
-	fmt.Fprintf(&table, "| init | `X -- /bin/true` (median) | idle RSS, one sleeping child (anonymous) | binary | %d orphans as PID 1: wall time, the init's CPU (median of %d) | zombies left (most) |\n", *orphans, *orphanRuns)
+	fmt.Fprintf(&table, "| init | `X -- /bin/true` (median; to tini's run of the same turn) | idle RSS, one sleeping child (anonymous) | binary | %d orphans as PID 1: wall time, the init's CPU (median of %d) | zombies left (most) |\n", *orphans, *orphanRuns)
 	fmt.Fprintf(&table, "|---|---|---|---|---|---|\n")
 	results := map[string]map[string]float64{}
 	floors := []initProg{{name: "floor", argv: []string{floorBin, "--"}}, {name: "floor-deps", argv: []string{floorDepsBin, "--"}}}
@@ -79,22 +78,22 @@ func main() {
 		rss, anon := idleRSS(in, testapp)
 		size := fileSize(in.binary)
 		reap, cpu, zombies := reaps[in.name].median()
-		results[in.name] = map[string]float64{"startup_ms": start, "rss_kib": float64(rss), "anon_kib": float64(anon), "size_bytes": float64(size),
+		results[in.name] = map[string]float64{"startup_ms": start.median, "startup_to_tini_ms": start.toTini, "rss_kib": float64(rss), "anon_kib": float64(anon), "size_bytes": float64(size),
 			"reap_ms": reap, "reap_cpu_ms": cpu, "zombies": float64(zombies)}
-		fmt.Fprintf(&table, "| %s | %.2f ms | %.1f MiB (%.1f MiB) | %.2f MiB%s | %.0f ms, %.0f ms CPU | %d |\n",
-			in.name, start, float64(rss)/1024, float64(anon)/1024, float64(size)/(1<<20), linkage(in.binary), reap, cpu, zombies)
+		fmt.Fprintf(&table, "| %s | %.2f ms (%+.2f) | %.1f MiB (%.1f MiB) | %.2f MiB%s | %.0f ms, %.0f ms CPU | %d |\n",
+			in.name, start.median, start.toTini, float64(rss)/1024, float64(anon)/1024, float64(size)/(1<<20), linkage(in.binary), reap, cpu, zombies)
 	}
 	t, tini := results["tender"], results["tini"]
 	fmt.Fprintf(&table, "\ntender vs tini: start-up %+.2f ms (tender's includes the clean start of the child); "+
 		"orphans: wall %+.0f ms, init CPU %+.0f ms. The wall time is mostly the test program making the orphans.\n",
-		t["startup_ms"]-tini["startup_ms"], t["reap_ms"]-tini["reap_ms"], t["reap_cpu_ms"]-tini["reap_cpu_ms"])
+		t["startup_to_tini_ms"], t["reap_ms"]-tini["reap_ms"], t["reap_cpu_ms"]-tini["reap_cpu_ms"])
 	floor, floorDeps := starts["floor"], starts["floor-deps"]
 	fmt.Fprintf(&table, "\nThe floor for a Go init, a Go program that only forks and execs the command and waits for it "+
 		"(bench/initbench/floor): %.2f ms, %+.2f ms from tini; tender is %+.2f ms from that floor. "+
-		"The same program linking tender's packages, with their initialisation and a binary of tender's size: %.2f ms (%+.2f ms).\n",
-		floor, floor-tini["startup_ms"], t["startup_ms"]-floor, floorDeps, floorDeps-floor)
-	results["floor"] = map[string]float64{"startup_ms": floor}
-	results["floor-deps"] = map[string]float64{"startup_ms": floorDeps}
+		"The same program linking tender's packages, with their initialisation and a binary of tender's size: %.2f ms, %+.2f ms from tini.\n",
+		floor.median, floor.toTini, t["startup_to_tini_ms"]-floor.toTini, floorDeps.median, floorDeps.toTini)
+	results["floor"] = map[string]float64{"startup_ms": floor.median, "startup_to_tini_ms": floor.toTini}
+	results["floor-deps"] = map[string]float64{"startup_ms": floorDeps.median, "startup_to_tini_ms": floorDeps.toTini}
 	fmt.Fprintf(&table, "\nMachine: %s, %d CPUs; %s; `make bench` on %s.\n", uname(), kit.CPUs(), goVersion(), time.Now().UTC().Format("2006-01-02"))
 
 	os.Stdout.Write(table.Bytes())
@@ -103,36 +102,48 @@ func main() {
 	kit.Must(os.WriteFile(filepath.Join(*outDir, "init.json"), raw, 0o644))
 }
 
-// startups is the median wall time of `X -- /bin/true` for each init, in ms: the median of
-// the medians of -startup-rounds hyperfine runs over all of them, so that a slow spell of the
-// machine falls on every init rather than on one.
-func startups(inits []initProg) map[string]float64 {
-	args := []string{"-N", "--warmup", "30", "--runs", strconv.Itoa(max(1, *runs / *startupRounds)), "--style", "none"}
-	for _, in := range inits {
-		args = append(args, "-n", in.name, strings.Join(append(slices.Clone(in.argv), "/bin/true"), " "))
+// startup is an init's start-up: the median wall time of `X -- /bin/true`, and the median of
+// its difference to tini's run of the same turn, in ms.
+type startup struct{ median, toTini float64 }
+
+// startups times `X -- /bin/true` -runs times for each init, the inits taking turns run by run
+// (the order rotating): this VM's speed drifts by a fifth within minutes, and so the drift
+// falls on every init alike, and on each pair of runs compared with tini's hardly at all. Each
+// run is a fork, an exec and a wait of this program's, the same for every init (hyperfine -N
+// measures the same way).
+func startups(inits []initProg) map[string]startup {
+	times := make([][]float64, len(inits))
+	run := func(i int) {
+		argv := append(slices.Clone(inits[i].argv), "/bin/true")
+		cmd := exec.Command(argv[0], argv[1:]...)
+		cmd.Env = append(os.Environ(), "TENDER_LOG_LEVEL=error")
+		t0 := time.Now()
+		kit.Must(cmd.Run())
+		times[i] = append(times[i], float64(time.Since(t0).Nanoseconds())/1e6)
 	}
-	rounds := map[string][]float64{}
-	for round := range *startupRounds {
-		out := filepath.Join(*outDir, fmt.Sprintf("hyperfine-%d.json", round))
-		kit.Run("hyperfine", append(args, "--export-json", out)...)
-		var res struct {
-			Results []struct {
-				Command string  `json:"command"`
-				Median  float64 `json:"median"`
-			} `json:"results"`
+	for range 30 { // warm-up: the page cache, the CPU's caches
+		for i := range inits {
+			run(i)
 		}
-		b, err := os.ReadFile(out)
-		kit.Must(err)
-		kit.Must(json.Unmarshal(b, &res))
-		for _, r := range res.Results {
-			rounds[r.Command] = append(rounds[r.Command], r.Median*1000)
+	}
+	for i := range times {
+		times[i] = times[i][:0]
+	}
+	for turn := range *runs {
+		for k := range inits {
+			run((turn + k) % len(inits))
 		}
 	}
-	medians := map[string]float64{}
-	for name, ms := range rounds {
-		medians[name] = medianOf(ms)
+	tini := slices.IndexFunc(inits, func(in initProg) bool { return in.name == "tini" })
+	res := map[string]startup{}
+	for i, in := range inits {
+		diffs := make([]float64, len(times[i]))
+		for turn := range diffs {
+			diffs[turn] = times[i][turn] - times[tini][turn]
+		}
+		res[in.name] = startup{median: medianOf(times[i]), toTini: medianOf(diffs)}
 	}
-	return medians
+	return res
 }
 
 // idleRSS is the init's resident set, in KiB, once it has settled with one sleeping child, and
