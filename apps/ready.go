@@ -74,7 +74,10 @@ func waitReady(stop <-chan struct{}, port int, notify *notifySocket) string {
 	}
 	go func() {
 		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-		for delay := 2 * time.Millisecond; ; delay = min(delay*2, 100*time.Millisecond) {
+		// From every millisecond, 10% less often with each try, up to every 100ms: a connect
+		// to a closed loopback port is refused in microseconds, and a quick app is seen ready
+		// within a millisecond, where doubling from 2ms left it waiting up to 4 more.
+		for delay := time.Millisecond; ; delay = min(delay*11/10, 100*time.Millisecond) {
 			if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
 				c.Close()
 				found <- readyPort
