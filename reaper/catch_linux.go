@@ -13,12 +13,14 @@ import (
 
 // tender's own signal handler is handler, in catch_linux_$GOARCH.s. The kernel calls it with
 // the signal's number; it writes that number, one byte, to a pipe (the relay) and returns, and
-// a goroutine reads the relay and sends each signal on: the self-pipe trick of C inits. It
-// drops the signals tender sent itself: in practice the SIGPIPE the kernel sends a process
-// that writes to a socket or pipe whose reader is gone (a client of the balancer that went
-// away), which is tender's own business and not the apps'. The
+// a goroutine reads the relay and sends each signal on: the self-pipe trick of C inits. The
 // runtime's handler does much the same for os/signal, but os/signal enables each signal with a
 // round trip to a thread of the runtime's; installing handler is one rt_sigaction.
+//
+// handler drops the signals that tender sent itself: in practice the SIGPIPE the kernel sends a
+// process that writes to a socket or pipe whose reader is gone (a client of the balancer that
+// went away), which is tender's own business and not the apps'. A signal that finds the relay
+// full (64 KiB of signals not yet relayed) is dropped rather than waited for.
 //
 // handler touches no Go state, has no frame and writes from numbers, not from a stack: it may
 // run on any thread at any instant. It runs on the thread's signal stack (every thread of a Go

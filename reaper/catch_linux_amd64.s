@@ -4,9 +4,13 @@
 // its siginfo in SI. It writes numbers[sig] to the relay, unless tender sent the signal itself,
 // and returns; see catch_linux.go.
 TEXT ·handler(SB),NOSPLIT|NOFRAME,$0
+	MOVL	8(SI), AX // info.si_code
+	CMPL	AX, $0
+	JGT	relay // raised by the kernel (SI_KERNEL...): no sender, and no si_pid
 	MOVL	16(SI), AX // info.si_pid
 	CMPL	AX, ·selfPid(SB)
 	JEQ	done
+relay:
 	LEAQ	·numbers(SB), SI
 	ADDQ	DI, SI // &numbers[sig]
 	MOVLQSX	·relayFd(SB), DI

@@ -5,10 +5,14 @@
 // and returns to the link register, which the kernel set to its own restorer; see
 // catch_linux.go.
 TEXT ·handler(SB),NOSPLIT|NOFRAME,$0
+	MOVW	8(R1), R3 // info.si_code
+	CMPW	$0, R3
+	BGT	relay // raised by the kernel (SI_KERNEL...): no sender, and no si_pid
 	MOVW	16(R1), R3 // info.si_pid
 	MOVW	·selfPid(SB), R4
 	CMPW	R3, R4
 	BEQ	done
+relay:
 	MOVD	$·numbers(SB), R1
 	ADD	R0, R1, R1 // &numbers[sig]
 	MOVW	·relayFd(SB), R0
