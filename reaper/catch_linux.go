@@ -47,6 +47,10 @@ var (
 	faultChain uintptr
 )
 
+// faults are the signals that tender's own code may cause, and the runtime must then handle
+// (a nil pointer becomes a panic); sent with kill, they are forwarded like any other.
+var faults = []syscall.Signal{unix.SIGILL, unix.SIGTRAP, unix.SIGBUS, unix.SIGFPE, unix.SIGSEGV}
+
 const (
 	saSiginfo  = 0x4
 	saRestorer = 0x04000000

@@ -56,10 +56,6 @@ func forwarded() []syscall.Signal {
 	return sigs
 }
 
-// faults are the signals that tender's own code may cause, and the runtime must then handle
-// (a nil pointer becomes a panic); sent with kill, they are forwarded like any other.
-var faults = []syscall.Signal{unix.SIGILL, unix.SIGTRAP, unix.SIGBUS, unix.SIGFPE, unix.SIGSEGV}
-
 // urgent are the signals that os/signal catches before any app starts where tender has no
 // handler of its own: those that, left to the Go runtime, would kill tender (TERM, INT, HUP),
 // make it dump its goroutines and exit (QUIT) or stop it (TSTP, TTIN, TTOU), and those that
