@@ -37,10 +37,12 @@ func handlerAddrs() (handler, fault, restorer uintptr)
 var (
 	// relayFd is the relay's write end; -1 until catch opens it, so that a stray call of
 	// handler writes nowhere.
+	//lint:ignore U1000 read by handler, in assembly
 	relayFd int32 = -1
 	// numbers[n] is n: handler writes the byte at &numbers[sig].
 	numbers [65]byte
 	// selfPid is tender's pid, to tell the signals it sent itself.
+	//lint:ignore U1000 read by handler, in assembly
 	selfPid int32
 	// faultChain is the runtime's handler of the faults, where faultHandler passes on those
 	// that tender's own code raised.

@@ -211,7 +211,7 @@ func doubleFork(delayMs uintptr) int {
 	}
 	gpid, _, _ := unix.RawSyscall6(unix.SYS_CLONE, uintptr(unix.SIGCHLD), 0, 0, 0, 0, 0)
 	if gpid == 0 && delayMs > 0 {
-		ts := unix.Timespec{Nsec: int64(delayMs) * 1e6}
+		ts := unix.NsecToTimespec(int64(delayMs) * 1e6)
 		unix.RawSyscall(unix.SYS_NANOSLEEP, uintptr(unsafe.Pointer(&ts)), 0, 0)
 	}
 	unix.RawSyscall(unix.SYS_EXIT_GROUP, 0, 0, 0)
