@@ -188,6 +188,24 @@ func TestEverySignalReachesTheChild(t *testing.T) {
 	}
 }
 
+// Signals blocked in the process that started tender are still caught and forwarded: the Go
+// runtime keeps them blocked in every thread it starts, but for those it must handle itself.
+func TestSignalsBlockedAtStartAreForwarded(t *testing.T) {
+	t.Parallel()
+	report := filepath.Join(t.TempDir(), "signals")
+	sent := []int{int(syscall.SIGUSR1), int(syscall.SIGUSR2), int(syscall.SIGWINCH), 36, int(syscall.SIGTERM)}
+	setup := fmt.Sprintf(`set -- %s sigwrap 10,12,28,36,15 - "$@"`, bin.testapp)
+	r := startTenderFrom(t, setup, AsPID1, nil, "--", bin.testapp, "signals", report)
+	waitReady(t, report)
+	for i, sig := range sent {
+		r.Signal(syscall.Signal(sig))
+		waitSignals(t, report, sent[:i+1])
+	}
+	if code := r.Wait(10 * time.Second); code != 0 {
+		t.Errorf("exit status %d, want the app's 0 (it exits on SIGTERM)", code)
+	}
+}
+
 // caughtSignals reads SigCgt of a process.
 func caughtSignals(t *testing.T, pid int) map[int]bool {
 	t.Helper()

@@ -83,7 +83,22 @@ func catch(sigs []syscall.Signal, c chan<- os.Signal) (later []syscall.Signal) {
 		}
 	}
 	notify(c, failed)
+	unblockHere(sigs)
 	return later
+}
+
+// unblockHere unblocks sigs in the calling thread. The signals blocked in the process that
+// started tender stay blocked in every thread the runtime starts, but for those the runtime
+// handles itself (os/signal unblocks the others in a thread of its own as it catches them). A
+// signal sent to the process reaches any one thread that takes it, and one is enough: this
+// one, as the runtime's threads live as long as the process (tender never ends a goroutine
+// locked to its thread).
+func unblockHere(sigs []syscall.Signal) {
+	var set unix.Sigset_t
+	for _, sig := range sigs {
+		set.Val[(sig-1)/64] |= 1 << ((sig - 1) % 64)
+	}
+	_ = unix.PthreadSigmask(unix.SIG_UNBLOCK, &set, nil)
 }
 
 // chainable reports whether faultHandler can pass sig on to the runtime's handler: sig has
