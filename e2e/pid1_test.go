@@ -206,6 +206,24 @@ func TestSignalsBlockedAtStartAreForwarded(t *testing.T) {
 	}
 }
 
+// Real-time signals queue in the kernel: every one sent to tender is forwarded, not only one of
+// each kind as for the standard signals.
+func TestQueuedRealTimeSignalsAreAllForwarded(t *testing.T) {
+	t.Parallel()
+	const rtmin6, n = 40, 500
+	report := filepath.Join(t.TempDir(), "signals")
+	r := startTender(t, AsPID1, []string{"TENDER_LOG_LEVEL=trace"}, "--", bin.testapp, "signals", report)
+	waitReady(t, report)
+	for range n {
+		r.Signal(rtmin6)
+	}
+	forwarded := func() int { return strings.Count(r.Stderr.String(), `forwarded signal: signal="SIGRTMIN+6"`) }
+	eventually(t, 10*time.Second, fmt.Sprintf("%d forwards of SIGRTMIN+6", n), func() bool { return forwarded() >= n })
+	if got := forwarded(); got != n {
+		t.Errorf("SIGRTMIN+6 forwarded %d times, sent %d", got, n)
+	}
+}
+
 // caughtSignals reads SigCgt of a process.
 func caughtSignals(t *testing.T, pid int) map[int]bool {
 	t.Helper()
