@@ -97,13 +97,17 @@ func TestSeedScenarioSpreadsLongSessions(t *testing.T) {
 			if failures.Load() != 0 {
 				t.Errorf("%d of the 100 sessions failed", failures.Load())
 			}
-			st, _ = f.Status()
-			var processed uint64
-			for _, w := range st.Workers {
-				processed += w.Processed
+			// A session is counted once tender has closed both of its ends, which may come just
+			// after the client has read the last byte.
+			processed := func(st apps.Status) (n uint64) {
+				for _, w := range st.Workers {
+					n += w.Processed
+				}
+				return n
 			}
-			if processed != 100 {
-				t.Errorf("processed %d sessions in all, want 100", processed)
+			st = f.waitFor("100 sessions processed", 5*time.Second, func(st apps.Status) bool { return processed(st) >= 100 })
+			if n := processed(st); n != 100 {
+				t.Errorf("processed %d sessions in all, want 100", n)
 			}
 			f.Signal(syscall.SIGTERM)
 			f.Wait(15 * time.Second)
