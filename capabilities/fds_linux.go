@@ -85,7 +85,9 @@ func InheritedFds() []int {
 
 // SocketActivation returns how many sockets, at fds 3 and up, were passed to this process by
 // socket activation (systemd's LISTEN_FDS, meant for us when LISTEN_PID is our pid). Only
-// fds that are really open count.
+// fds that were really passed count: open, and not close-on-exec (as in InheritedFds), so that
+// a LISTEN_FDS larger than what came never takes a file of the Go runtime's or tender's own
+// for a socket to pass on to the apps.
 func SocketActivation() int {
 	pid, _ := strconv.Atoi(os.Getenv("LISTEN_PID"))
 	n, _ := strconv.Atoi(os.Getenv("LISTEN_FDS"))
@@ -93,7 +95,7 @@ func SocketActivation() int {
 		return 0
 	}
 	for i := range n {
-		if _, err := unix.FcntlInt(uintptr(3+i), unix.F_GETFD, 0); err != nil {
+		if flags, err := unix.FcntlInt(uintptr(3+i), unix.F_GETFD, 0); err != nil || flags&unix.FD_CLOEXEC != 0 {
 			return i
 		}
 	}
