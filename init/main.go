@@ -75,10 +75,9 @@ func run(cfg *config.Config) int {
 	}
 
 	// 4. Run the app, and stay with it until it is done. tender protects itself from the OOM
-	//    killer meanwhile (the apps' score does not depend on its own) and opens its control
-	//    socket, in single mode once the app has started, so as not to take CPU from its start;
-	//    so, where CatchSignals left any signal for later (not on amd64 or arm64), it catches
-	//    the rest of them.
+	//    killer meanwhile (the apps' score does not depend on its own). It opens its control
+	//    socket and catches the signals CatchSignals left for later (none on amd64 and arm64):
+	//    in single mode once the app has started, so as not to take CPU from its start.
 	go protectFromOOM(cfg, origOOM, oomErr, spawner.Base.OOMScoreAdj, log)
 	code, grace := 0, cfg.KillGrace
 	if !cfg.Pool() {
