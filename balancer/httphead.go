@@ -21,13 +21,17 @@ func (e *httpError) Error() string { return strconv.Itoa(e.code) + " " + e.msg }
 
 var (
 	errHeadTooLarge  = &httpError{431, "Request Header Fields Too Large"}
+	errURITooLong    = &httpError{414, "URI Too Long"}
 	errBadRequest    = &httpError{400, "Bad Request"}
 	errBadVersion    = &httpError{505, "HTTP Version Not Supported"}
 	errBadTransfer   = &httpError{501, "Not Implemented: unsupported Transfer-Encoding"}
+	errConnect       = &httpError{501, "Not Implemented: CONNECT"}
 	errBadLength     = &httpError{400, "Bad Request: conflicting Content-Length"}
 	errSmuggling     = &httpError{400, "Bad Request: both Transfer-Encoding and Content-Length"}
 	errMissingHost   = &httpError{400, "Bad Request: no Host header"}
+	errBadHost       = &httpError{400, "Bad Request: malformed or repeated Host header"}
 	errBadHeaderName = &httpError{400, "Bad Request: malformed header"}
+	errBadHeaderByte = &httpError{400, "Bad Request: control character in a header"}
 )
 
 // head is a parsed HTTP/1.x message head, request or response. Its slices point into buf,
@@ -45,6 +49,7 @@ type head struct {
 	connClose     bool
 	connKeepAlive bool
 	connUpgrade   bool
+	transfer      bool // a Transfer-Encoding header is present
 	upgrade       bool // an Upgrade header is present
 	expect100     bool
 	host          bool
@@ -54,7 +59,8 @@ type head struct {
 }
 
 // readHead reads a head from br into h.buf: lines up to the empty line. A line longer than
-// br's buffer, or a head past maxHead, is errHeadTooLarge.
+// br's buffer, or a head past maxHead, is errHeadTooLarge (errURITooLong for the first line).
+// A line may end in CRLF or a bare LF (RFC 9112 2.2); tender passes it on ending in CRLF.
 func (h *head) readHead(br *bufio.Reader) error {
 	h.buf = h.buf[:0]
 	h.lines = h.lines[:0]
@@ -63,6 +69,9 @@ func (h *head) readHead(br *bufio.Reader) error {
 	for {
 		line, err := br.ReadSlice('\n')
 		if errors.Is(err, bufio.ErrBufferFull) {
+			if len(h.buf) == 0 {
+				return errURITooLong
+			}
 			return errHeadTooLarge
 		}
 		if err != nil {
@@ -106,33 +115,37 @@ func (h *head) parseRequest() error {
 	// method SP request-target SP HTTP-version
 	sp1 := bytes.IndexByte(h.first, ' ')
 	sp2 := bytes.LastIndexByte(h.first, ' ')
-	if sp1 <= 0 || sp2 <= sp1+1 || !isToken(h.first[:sp1]) || bytes.ContainsAny(h.first[sp1+1:sp2], " \t\r") {
+	if sp1 <= 0 || sp2 <= sp1+1 || !isToken(h.first[:sp1]) || !isTarget(h.first[sp1+1:sp2]) {
 		return errBadRequest
 	}
 	h.method = h.first[:sp1]
-	minor, ok := parseVersion(h.first[sp2+1:])
-	if !ok {
-		return errBadVersion
+	minor, err := parseVersion(h.first[sp2+1:])
+	if err != nil {
+		return err
 	}
 	h.minor = minor
+	if string(h.method) == "CONNECT" {
+		return errConnect // a tunnel to anywhere: nothing a worker behind tender should be asked for
+	}
 	if err := h.parseHeaders(true); err != nil {
 		return err
 	}
-	if h.minor == 1 && !h.host {
+	if h.minor >= 1 && !h.host {
 		return errMissingHost
 	}
 	return nil
 }
 
-// parseResponse parses a response head read by readHead.
+// parseResponse parses a response head read by readHead. It refuses what parseRequest
+// refuses in a request's headers: tender passes on no head that a client could read two ways.
 func (h *head) parseResponse() error {
 	// HTTP-version SP status-code SP reason
 	if len(h.first) < 12 || h.first[8] != ' ' {
 		return errBadRequest
 	}
-	minor, ok := parseVersion(h.first[:8])
-	if !ok {
-		return errBadVersion
+	minor, err := parseVersion(h.first[:8])
+	if err != nil {
+		return err
 	}
 	code, err := strconv.Atoi(string(h.first[9:12]))
 	if err != nil || code < 100 || code > 999 || (len(h.first) > 12 && h.first[12] != ' ') {
@@ -142,38 +155,42 @@ func (h *head) parseResponse() error {
 	return h.parseHeaders(false)
 }
 
-func parseVersion(v []byte) (minor int, ok bool) {
-	if len(v) != 8 || string(v[:7]) != "HTTP/1." || v[7] < '0' || v[7] > '9' {
-		return 0, false
+// parseVersion reads an HTTP-version, "HTTP/" DIGIT "." DIGIT. A major version other than 1 is
+// errBadVersion (505); what is not a version at all is errBadRequest.
+func parseVersion(v []byte) (minor int, err error) {
+	if len(v) != 8 || string(v[:5]) != "HTTP/" || !isDigit(v[5]) || v[6] != '.' || !isDigit(v[7]) {
+		return 0, errBadRequest
 	}
-	return int(v[7] - '0'), true
+	if v[5] != '1' {
+		return 0, errBadVersion
+	}
+	return int(v[7] - '0'), nil
 }
 
-// parseHeaders reads the framing and connection headers. strict (requests) refuses what
-// could smuggle a second request: obs-fold, whitespace before the colon, conflicting lengths,
-// Transfer-Encoding with Content-Length, a Transfer-Encoding that does not end in chunked.
-func (h *head) parseHeaders(strict bool) error {
+// parseHeaders reads the framing and connection headers, refusing what could make tender and
+// the other side read a message differently (request smuggling, response splitting): obs-fold,
+// whitespace before the colon, control characters (a bare CR, NUL), conflicting lengths, and
+// in a request a repeated Host, both Transfer-Encoding and Content-Length, or a
+// Transfer-Encoding other than chunked. In a response, Transfer-Encoding wins over
+// Content-Length (RFC 9112 6.3) and one that does not end in chunked runs until the close.
+func (h *head) parseHeaders(request bool) error {
 	h.contentLength = -1
-	h.chunked, h.connClose, h.connKeepAlive, h.connUpgrade = false, false, false, false
+	h.chunked, h.transfer, h.connClose, h.connKeepAlive, h.connUpgrade = false, false, false, false, false
 	h.upgrade, h.expect100, h.host, h.hasXFP = false, false, false, false
 	h.xff = h.xff[:0]
 	h.connTokens = h.connTokens[:0]
-	hasTE := false
 	for _, line := range h.lines {
 		if line[0] == ' ' || line[0] == '\t' {
-			if strict {
-				return errBadHeaderName // obs-fold
-			}
-			continue
+			return errBadHeaderName // obs-fold
 		}
 		colon := bytes.IndexByte(line, ':')
 		if colon <= 0 || !isToken(line[:colon]) {
-			if strict {
-				return errBadHeaderName
-			}
-			continue
+			return errBadHeaderName
 		}
-		name, value := line[:colon], bytes.TrimSpace(line[colon+1:])
+		name, value := line[:colon], trimOWS(line[colon+1:])
+		if !isFieldValue(value) {
+			return errBadHeaderByte
+		}
 		switch {
 		case equalFold(name, "Content-Length"):
 			n, ok := parseLength(value)
@@ -182,13 +199,11 @@ func (h *head) parseHeaders(strict bool) error {
 			}
 			h.contentLength = n
 		case equalFold(name, "Transfer-Encoding"):
-			hasTE = true
-			h.chunked = lastToken(value, "chunked")
-			if !h.chunked {
-				if strict {
-					return errBadTransfer
-				}
+			if request && (h.transfer || !equalFold(value, "chunked")) {
+				return errBadTransfer // chunked is the one coding a worker can be relied on to know
 			}
+			h.transfer = true
+			h.chunked = lastToken(value, "chunked")
 		case equalFold(name, "Connection"):
 			forEachToken(value, func(tok []byte) {
 				switch {
@@ -198,6 +213,8 @@ func (h *head) parseHeaders(strict bool) error {
 					h.connKeepAlive = true
 				case equalFold(tok, "upgrade"):
 					h.connUpgrade = true
+				case equalFold(tok, "Content-Length"), equalFold(tok, "Transfer-Encoding"), equalFold(tok, "Host"):
+					// Never dropped: the next hop needs them to read the message as tender did.
 				default:
 					h.connTokens = append(h.connTokens, tok)
 				}
@@ -205,6 +222,9 @@ func (h *head) parseHeaders(strict bool) error {
 		case equalFold(name, "Upgrade"):
 			h.upgrade = true
 		case equalFold(name, "Host"):
+			if request && (h.host || !isHost(value)) {
+				return errBadHost
+			}
 			h.host = true
 		case equalFold(name, "Expect"):
 			h.expect100 = equalFold(value, "100-continue")
@@ -217,8 +237,8 @@ func (h *head) parseHeaders(strict bool) error {
 			h.hasXFP = true
 		}
 	}
-	if hasTE {
-		if strict && (h.contentLength >= 0 || h.minor == 0) {
+	if h.transfer {
+		if request && (h.contentLength >= 0 || h.minor == 0) {
 			return errSmuggling
 		}
 		h.contentLength = -1 // Transfer-Encoding wins (RFC 9112 6.3)
@@ -242,7 +262,8 @@ func (h *head) wantsClose() bool {
 // message is passed on.
 func (h *head) hopByHop(name []byte, upgrade bool) bool {
 	switch {
-	case equalFold(name, "Connection"), equalFold(name, "Keep-Alive"), equalFold(name, "Proxy-Connection"):
+	case equalFold(name, "Connection"), equalFold(name, "Keep-Alive"), equalFold(name, "Proxy-Connection"),
+		equalFold(name, "TE"):
 		return true
 	case equalFold(name, "Upgrade"):
 		return !upgrade
@@ -291,16 +312,18 @@ func (h *head) appendRequest(out []byte, clientIP string) []byte {
 	return append(out, "\r\n"...)
 }
 
-// appendResponse writes the response head as it goes to the client: the worker's hop-by-hop
-// headers dropped (but for a 101, which hands the connection over) and tender's own
-// Connection header for the client.
+// appendResponse writes the response head as it goes to the client, in tender's own HTTP
+// version (RFC 9110 6.2): the worker's hop-by-hop headers dropped (but for a 101, which hands
+// the connection over), a Content-Length that Transfer-Encoding overrides dropped, and tender's
+// own Connection header for the client.
 func (h *head) appendResponse(out []byte, closeClient, keepAlive10 bool) []byte {
-	out = append(out, h.first...)
+	out = append(out, "HTTP/1.1"...)
+	out = append(out, h.first[8:]...)
 	out = append(out, "\r\n"...)
 	switching := h.status == 101
 	for _, line := range h.lines {
-		colon := bytes.IndexByte(line, ':')
-		if colon > 0 && !switching && h.hopByHop(line[:colon], false) {
+		name := line[:bytes.IndexByte(line, ':')]
+		if !switching && h.hopByHop(name, false) || h.transfer && equalFold(name, "Content-Length") {
 			continue
 		}
 		out = append(out, line...)
@@ -340,7 +363,7 @@ func lastToken(v []byte, tok string) bool {
 	if i := bytes.LastIndexByte(v, ','); i >= 0 {
 		v = v[i+1:]
 	}
-	return equalFold(bytes.TrimSpace(v), tok)
+	return equalFold(trimOWS(v), tok)
 }
 
 func forEachToken(v []byte, fn func([]byte)) {
@@ -352,7 +375,7 @@ func forEachToken(v []byte, fn func([]byte)) {
 		} else {
 			v = nil
 		}
-		if tok = bytes.TrimSpace(tok); len(tok) > 0 {
+		if tok = trimOWS(tok); len(tok) > 0 {
 			fn(tok)
 		}
 	}
@@ -384,3 +407,50 @@ func isToken(b []byte) bool {
 	}
 	return true
 }
+
+// trimOWS trims the optional whitespace of HTTP, spaces and tabs: unlike bytes.TrimSpace, not
+// \v, \f or Unicode spaces, which a worker would read as part of the value.
+func trimOWS(b []byte) []byte {
+	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
+		b = b[1:]
+	}
+	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == '\t') {
+		b = b[:len(b)-1]
+	}
+	return b
+}
+
+// isFieldValue reports whether b holds no control character but tab (RFC 9110 5.5): a bare CR
+// or a NUL would be read differently by different parsers.
+func isFieldValue(b []byte) bool {
+	for _, c := range b {
+		if c < ' ' && c != '\t' || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// isTarget reports whether b is a request-target of visible ASCII characters (RFC 9112 3.2).
+func isTarget(b []byte) bool {
+	for _, c := range b {
+		if c <= ' ' || c >= 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// isHost reports whether b may be a Host header's value: a host name or an IP literal, and a
+// port (RFC 9110 7.2); empty is allowed.
+func isHost(b []byte) bool {
+	for _, c := range b {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || isDigit(c) ||
+			bytes.IndexByte([]byte("-._~!$&'()*+,;=:[]%"), c) >= 0) {
+			return false
+		}
+	}
+	return true
+}
+
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }

@@ -32,7 +32,10 @@ func TestParseRequest(t *testing.T) {
 		{"leading empty lines", "\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n", nil, func(h *head) bool { return true }},
 		{"content length", "POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\n", nil, func(h *head) bool { return h.contentLength == 5 }},
 		{"same length twice", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\ncontent-length: 5\r\n\r\n", nil, func(h *head) bool { return h.contentLength == 5 }},
-		{"chunked", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", nil, func(h *head) bool { return h.chunked }},
+		{"chunked", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding:  Chunked \r\n\r\n", nil, func(h *head) bool { return h.chunked }},
+		{"HTTP/1.2 as 1.1", "GET / HTTP/1.2\r\nHost: a\r\n\r\n", nil, func(h *head) bool { return h.minor == 2 && !h.wantsClose() }},
+		{"host with port, IPv6", "GET / HTTP/1.1\r\nHost: [::1]:8080\r\n\r\n", nil, func(h *head) bool { return h.host }},
+		{"8-bit header value", "GET / HTTP/1.1\r\nHost: a\r\nX-Name: caf\xc3\xa9\r\n\r\n", nil, func(h *head) bool { return true }},
 		{"close", "GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", nil, func(h *head) bool { return h.wantsClose() }},
 		{"1.0 closes", "GET / HTTP/1.0\r\n\r\n", nil, func(h *head) bool { return h.wantsClose() && h.minor == 0 }},
 		{"1.0 keep-alive", "GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n", nil, func(h *head) bool { return !h.wantsClose() }},
@@ -40,7 +43,21 @@ func TestParseRequest(t *testing.T) {
 		{"expect", "PUT / HTTP/1.1\r\nHost: a\r\nExpect: 100-Continue\r\nContent-Length: 1\r\n\r\n", nil, func(h *head) bool { return h.expect100 }},
 
 		{"no host in 1.1", "GET / HTTP/1.1\r\n\r\n", errMissingHost, nil},
+		{"no host in 1.2", "GET / HTTP/1.2\r\n\r\n", errMissingHost, nil},
+		{"two hosts", "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", errBadHost, nil},
+		{"malformed host", "GET / HTTP/1.1\r\nHost: a b/c\r\n\r\n", errBadHost, nil},
 		{"HTTP/2 preface", "PRI * HTTP/2.0\r\n\r\n", errBadVersion, nil},
+		{"lower-case version", "GET / http/1.1\r\nHost: a\r\n\r\n", errBadRequest, nil},
+		{"not a version", "GET / FOO/1.1\r\nHost: a\r\n\r\n", errBadRequest, nil},
+		{"CONNECT", "CONNECT evil:443 HTTP/1.1\r\nHost: evil:443\r\n\r\n", errConnect, nil},
+		{"control character in target", "GET /a\x01b HTTP/1.1\r\nHost: a\r\n\r\n", errBadRequest, nil},
+		{"8-bit target", "GET /caf\xc3\xa9 HTTP/1.1\r\nHost: a\r\n\r\n", errBadRequest, nil},
+		{"NUL in a value", "GET / HTTP/1.1\r\nHost: a\r\nX-A: a\x00b\r\n\r\n", errBadHeaderByte, nil},
+		{"bare CR in a value", "POST / HTTP/1.1\r\nHost: a\r\nX-A: a\rTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n", errBadHeaderByte, nil},
+		{"CR before CRLF", "GET / HTTP/1.1\r\nHost: a\r\nX-A: a\r\r\n\r\n", errBadHeaderByte, nil},
+		{"vertical tab around chunked", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: \x0bchunked\r\n\r\n", errBadHeaderByte, nil},
+		{"form feed after a length", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\x0c\r\n\r\n", errBadHeaderByte, nil},
+		{"NEL after chunked", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\xc2\x85\r\n\r\n", errBadTransfer, nil},
 		{"HTTP/0.9", "GET /\r\n\r\n", errBadRequest, nil},
 		{"garbage", "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n", errBadRequest, nil},
 		{"space in target", "GET /a b HTTP/1.1\r\nHost: a\r\n\r\n", errBadRequest, nil},
@@ -53,8 +70,12 @@ func TestParseRequest(t *testing.T) {
 		{"length with sign", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: +5\r\n\r\n", errBadLength, nil},
 		{"TE and CL", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n", errSmuggling, nil},
 		{"TE not ending in chunked", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, gzip\r\n\r\n", errBadTransfer, nil},
+		{"TE other than chunked", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", errBadTransfer, nil},
+		{"chunked twice", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, chunked\r\n\r\n", errBadTransfer, nil},
+		{"two TE headers", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: identity\r\nTransfer-Encoding: chunked\r\n\r\n", errBadTransfer, nil},
 		{"TE in 1.0", "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", errSmuggling, nil},
 		{"header line too long", "GET / HTTP/1.1\r\nHost: a\r\nX: " + strings.Repeat("a", readBuf) + "\r\n\r\n", errHeadTooLarge, nil},
+		{"request line too long", "GET /" + strings.Repeat("a", readBuf) + " HTTP/1.1\r\nHost: a\r\n\r\n", errURITooLong, nil},
 		{"head too large", "GET / HTTP/1.1\r\nHost: a\r\n" + strings.Repeat("X-A: "+strings.Repeat("a", 1000)+"\r\n", 40) + "\r\n", errHeadTooLarge, nil},
 		{"cut short", "GET / HTTP/1.1\r\nHost: a\r\n", errBadRequest, nil},
 	} {
@@ -88,6 +109,21 @@ func TestRequestRewrite(t *testing.T) {
 		t.Errorf("rewritten upgrade:\n%q\nwant\n%q", got, want)
 	}
 
+	// A Connection header that names a framing header does not make tender drop it: the worker
+	// would read the body as the next request (request smuggling).
+	for raw, want := range map[string]string{
+		"POST / HTTP/1.1\r\nHost: a\r\nConnection: Content-Length, Host\r\nContent-Length: 3\r\n\r\n":                       "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nX-Forwarded-Proto: http\r\n\r\n",
+		"POST / HTTP/1.1\r\nHost: a\r\nConnection: transfer-encoding\r\nTransfer-Encoding: chunked\r\nTE: trailers\r\n\r\n": "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nX-Forwarded-Proto: http\r\n\r\n",
+	} {
+		h, err := parseReq(raw)
+		if err != nil {
+			t.Fatalf("%q: %v", raw, err)
+		}
+		if got := string(h.appendRequest(nil, "")); got != want {
+			t.Errorf("rewritten request:\n%q\nwant\n%q", got, want)
+		}
+	}
+
 	h, _ = parseReq("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
 	if got := string(h.appendRequest(nil, "::1")); !strings.HasSuffix(got, "X-Forwarded-For: ::1\r\nX-Forwarded-Proto: http\r\nConnection: keep-alive\r\n\r\n") {
 		t.Errorf("HTTP/1.0 keep-alive request: %q", got)
@@ -115,7 +151,28 @@ func TestResponseParseAndRewrite(t *testing.T) {
 			t.Errorf("%q: %d %v", raw, h.status, err)
 		}
 	}
-	for _, raw := range []string{"HTTP/1.1 2000 OK\r\n\r\n", "HTTX/1.1 200 OK\r\n\r\n", "HTTP/1.1 20 OK\r\n\r\n"} {
+	// Out in tender's own version; a Content-Length beside Transfer-Encoding, or one named in
+	// Connection, is not what the worker's framing is.
+	for raw, want := range map[string]string{
+		"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\n":                                "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nContent-Length: 50\r\nTransfer-Encoding: chunked\r\n\r\n": "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nConnection: Content-Length\r\nContent-Length: 2\r\n\r\n":  "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n",
+	} {
+		h.readHead(bufio.NewReader(strings.NewReader(raw)))
+		if err := h.parseResponse(); err != nil {
+			t.Errorf("%q: %v", raw, err)
+		} else if got := string(h.appendResponse(nil, false, false)); got != want {
+			t.Errorf("%q passed on as %q, want %q", raw, got, want)
+		}
+	}
+	for _, raw := range []string{
+		"HTTP/1.1 2000 OK\r\n\r\n", "HTTX/1.1 200 OK\r\n\r\n", "HTTP/1.1 20 OK\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nContent-Length : 5\r\n\r\n",      // a client may read it, tender would not
+		"HTTP/1.1 200 OK\r\nX-A: 1\r\n 2\r\n\r\n",            // obs-fold
+		"HTTP/1.1 200 OK\r\nX-A: 1\rSet-Cookie: a=b\r\n\r\n", // bare CR
+		"HTTP/1.1 200 OK\r\nX-A: \x00\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n",
+	} {
 		h.readHead(bufio.NewReader(strings.NewReader(raw)))
 		if err := h.parseResponse(); err == nil {
 			t.Errorf("%q accepted", raw)
@@ -180,6 +237,7 @@ func FuzzParseRequest(f *testing.F) {
 		"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello",
 		"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
 		"GET / HTTP/1.0\r\nConnection: keep-alive, x\r\nx: 1\r\n\r\n",
+		"POST / HTTP/1.1\r\nHost: a\r\nConnection: Content-Length\r\nContent-Length: 5\r\n\r\nhello",
 	} {
 		f.Add(s)
 	}
