@@ -2,8 +2,10 @@ package balancer
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"io"
+	"strconv"
 )
 
 var errBadChunk = errors.New("malformed chunked body")
@@ -53,8 +55,10 @@ func copyUntilEOF(w io.Writer, r *bufio.Reader, flush func() error) error {
 	return err
 }
 
-// copyChunked copies one chunked body from r to w as it is (sizes, extensions, trailers),
-// parsing it only to find where it ends.
+// copyChunked copies one chunked body from r to w. It checks every line as RFC 9112 7.1 says
+// and writes it out afresh: each size in hex ending in CRLF, without the chunk extensions
+// (which nothing needs), and the trailers as header lines. What goes out can be read one way
+// only, whatever leniency of tender's the sender may have counted on (a bare LF, a bare CR).
 func copyChunked(w io.Writer, r *bufio.Reader, before, flush func() error) error {
 	readLine := func() ([]byte, error) {
 		if r.Buffered() == 0 {
@@ -76,42 +80,38 @@ func copyChunked(w io.Writer, r *bufio.Reader, before, flush func() error) error
 		if errors.Is(err, io.EOF) {
 			return nil, io.ErrUnexpectedEOF
 		}
-		return line, err
+		if err != nil {
+			return nil, err
+		}
+		if len(line) < 2 || line[len(line)-2] != '\r' || !isFieldValue(line[:len(line)-2]) {
+			return nil, errBadChunk // a bare LF, or a CR or other control character inside
+		}
+		return line, nil // checked, and ending in CRLF
 	}
+	var sizeLine [20]byte
 	for {
 		line, err := readLine()
 		if err != nil {
 			return err
 		}
-		size, ok := chunkSize(trimEOL(line))
+		size, ok := chunkSize(line[:len(line)-2])
 		if !ok {
 			return errBadChunk
 		}
-		if _, err := w.Write(line); err != nil {
+		out := strconv.AppendInt(sizeLine[:0], size, 16)
+		if _, err := w.Write(append(out, "\r\n"...)); err != nil {
 			return err
 		}
 		if size == 0 {
-			for { // trailers, up to the empty line
-				line, err := readLine()
-				if err != nil {
-					return err
-				}
-				if _, err := w.Write(line); err != nil {
-					return err
-				}
-				if len(trimEOL(line)) == 0 {
-					return nil
-				}
-			}
+			return copyTrailers(w, readLine)
 		}
 		if _, err := copyN(w, r, size, before, flush); err != nil {
 			return err
 		}
-		line, err = readLine()
-		if err != nil {
+		if line, err = readLine(); err != nil {
 			return err
 		}
-		if len(trimEOL(line)) != 0 {
+		if len(line) != 2 {
 			return errBadChunk
 		}
 		if _, err := w.Write(line); err != nil {
@@ -120,11 +120,34 @@ func copyChunked(w io.Writer, r *bufio.Reader, before, flush func() error) error
 	}
 }
 
-// chunkSize parses the hex size of a chunk-size line, before any extension.
+// copyTrailers copies the trailer section after the last chunk, up to its empty line: header
+// lines, each checked as one of a head, and no more than a head's worth of them.
+func copyTrailers(w io.Writer, readLine func() ([]byte, error)) error {
+	total := 0
+	for {
+		line, err := readLine()
+		if err != nil {
+			return err
+		}
+		if len(line) > 2 {
+			colon := bytes.IndexByte(line, ':')
+			if total += len(line); colon <= 0 || !isToken(line[:colon]) || total > maxHead {
+				return errBadChunk
+			}
+		}
+		if _, err := w.Write(line); err != nil || len(line) == 2 {
+			return err
+		}
+	}
+}
+
+// chunkSize parses a chunk-size line: the size in hex, then nothing, or chunk extensions
+// after optional whitespace and a semicolon.
 func chunkSize(line []byte) (int64, bool) {
 	var n int64
 	digits := 0
-	for _, c := range line {
+	for ; digits < len(line); digits++ {
+		c := line[digits]
 		var d byte
 		switch {
 		case c >= '0' && c <= '9':
@@ -133,12 +156,11 @@ func chunkSize(line []byte) (int64, bool) {
 			d = c - 'a' + 10
 		case c >= 'A' && c <= 'F':
 			d = c - 'A' + 10
-		case c == ';' || c == ' ' || c == '\t':
-			return n, digits > 0
 		default:
-			return 0, false
+			ext := trimOWS(line[digits:])
+			return n, digits > 0 && len(ext) > 0 && ext[0] == ';'
 		}
-		if digits++; digits > 15 {
+		if digits >= 15 {
 			return 0, false
 		}
 		n = n<<4 | int64(d)
