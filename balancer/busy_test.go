@@ -198,3 +198,40 @@ func TestRouterAddServesQueue(t *testing.T) {
 		t.Errorf("got %v with %d sessions", got, b.Sessions())
 	}
 }
+
+// A session waiting for a worker other than the ones that failed it does not hold up the
+// sessions behind it: with worker 0 excluded by the first and worker 1 full, a new session gets
+// worker 0 at once, and a third, like the first, waits for room on 1 (a conformance run saw
+// every client wait the whole queue timeout behind one request that had failed everywhere).
+func TestRouterQueueIsNotHeldUpByExclusions(t *testing.T) {
+	r := NewRouter(1, 10, 2*time.Second)
+	bs := routable(2)
+	for _, b := range bs {
+		r.Add(b)
+	}
+	if b, _ := r.Acquire([]*Backend{bs[0]}); b != bs[1] {
+		t.Fatalf("got %v, want worker 1", b)
+	}
+	retried := make(chan *Backend, 1)
+	go func() { b, _ := r.Acquire([]*Backend{bs[0]}); retried <- b }()
+	waitQueue(t, r, 1)
+
+	start := time.Now()
+	if b, err := r.Acquire(nil); b != bs[0] || err != nil || time.Since(start) > 100*time.Millisecond {
+		t.Fatalf("a new session behind the retry: %v %v after %v, want worker 0 at once", b, err, time.Since(start))
+	}
+	third := make(chan *Backend, 1)
+	go func() { b, _ := r.Acquire(nil); third <- b }()
+	waitQueue(t, r, 2)
+	r.Release(bs[1], true)
+	if b := <-retried; b != bs[1] {
+		t.Errorf("the retry got %v, want worker 1, freed first", b)
+	}
+	r.Release(bs[0], true)
+	if b := <-third; b != bs[0] {
+		t.Errorf("the third session got %v, want worker 0", b)
+	}
+	if r.QueueLen() != 0 {
+		t.Errorf("queue length %d", r.QueueLen())
+	}
+}

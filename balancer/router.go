@@ -62,8 +62,8 @@ func (r *Router) QueueLen() int {
 }
 
 // Acquire returns the backend for a new session, counted in its sessions, avoiding those in
-// exclude (backends that just failed to connect). When no backend has room the session waits
-// in the queue, first come first served, up to the queue timeout.
+// exclude (backends that just failed it). When no backend it may use has room the session
+// waits in the queue, first come first served, up to the queue timeout.
 func (r *Router) Acquire(exclude []*Backend) (*Backend, error) {
 	r.mu.Lock()
 	if r.closed {
@@ -76,12 +76,16 @@ func (r *Router) Acquire(exclude []*Backend) (*Backend, error) {
 			return b, nil
 		}
 	}
-	if len(r.queue) >= r.queueSize {
+	// In the queue behind the others; it may still go at once if those ahead are waiting only
+	// for workers it does not exclude.
+	w := &waiter{got: make(chan *Backend, 1), exclude: exclude}
+	r.queue = append(r.queue, w)
+	r.dispatchLocked()
+	if n := len(r.queue); n > r.queueSize && r.queue[n-1] == w {
+		r.queue = r.queue[:n-1]
 		r.mu.Unlock()
 		return nil, ErrQueueFull
 	}
-	w := &waiter{got: make(chan *Backend, 1), exclude: exclude}
-	r.queue = append(r.queue, w)
 	r.mu.Unlock()
 
 	timer := time.NewTimer(r.queueTimeout)
@@ -133,17 +137,24 @@ func (r *Router) Close() {
 	r.mu.Unlock()
 }
 
-// dispatchLocked gives free room to queued sessions, in order.
+// dispatchLocked gives free room to queued sessions, in order. A session that excludes the
+// workers with room (they just failed it) lets those behind it go first, rather than holding up
+// the whole queue; one that excludes nothing and finds no room means there is none for anyone.
 func (r *Router) dispatchLocked() {
-	for len(r.queue) > 0 {
-		w := r.queue[0]
-		b := r.pickLocked(w.exclude)
-		if b == nil {
-			return
+	left := r.queue[:0]
+	for i, w := range r.queue {
+		if b := r.pickLocked(w.exclude); b != nil {
+			w.got <- b
+			continue
 		}
-		r.queue = r.queue[1:]
-		w.got <- b
+		left = append(left, w)
+		if len(w.exclude) == 0 {
+			left = append(left, r.queue[i+1:]...)
+			break
+		}
 	}
+	clear(r.queue[len(left):])
+	r.queue = left
 }
 
 // pickLocked takes the routable backend with the lowest busyness and room for one more
