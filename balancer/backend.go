@@ -7,7 +7,10 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Backend is one worker as the balancer sees it. The pool creates it and says when it may
@@ -58,14 +61,14 @@ const (
 	dialTimeout = 2 * time.Second
 )
 
-// connect returns an idle connection to the backend, or a new one.
+// connect returns an idle connection to the backend that is still open and quiet, or a new one.
 func (b *Backend) connect() (*upstream, error) {
 	now := time.Now()
 	b.mu.Lock()
 	for len(b.idle) > 0 {
 		u := b.idle[len(b.idle)-1]
 		b.idle = b.idle[:len(b.idle)-1]
-		if now.Sub(u.idleSince) < idleTTL {
+		if now.Sub(u.idleSince) < idleTTL && quiet(u.conn) {
 			b.mu.Unlock()
 			u.reused = true
 			return u, nil
@@ -80,11 +83,13 @@ func (b *Backend) connect() (*upstream, error) {
 	return &upstream{conn: c, br: bufio.NewReaderSize(c, 16<<10)}, nil
 }
 
-// release keeps u for reuse, or closes it.
+// release keeps u for reuse, or closes it. A connection with bytes beyond the response it
+// carried (a worker that sent a body after a HEAD, say) is closed: the bytes are no answer to
+// the next request.
 func (b *Backend) release(u *upstream) {
 	u.idleSince = time.Now()
 	b.mu.Lock()
-	if b.closed || len(b.idle) >= maxIdle || !b.routable.Load() {
+	if b.closed || len(b.idle) >= maxIdle || !b.routable.Load() || u.br.Buffered() > 0 {
 		b.mu.Unlock()
 		u.conn.Close()
 		return
@@ -111,4 +116,26 @@ func (b *Backend) dropIdle() {
 	for _, u := range idle {
 		u.conn.Close()
 	}
+}
+
+// quiet reports whether an idle connection is still open with nothing to read: a worker that
+// closed it while idle, or sent bytes nobody asked for, would otherwise have the next request
+// sent into a closed connection, or answered with those bytes.
+func quiet(c net.Conn) bool {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return true
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	open := false
+	err = rc.Read(func(fd uintptr) bool {
+		var b [1]byte
+		_, _, err := unix.Recvfrom(int(fd), b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
+		open = err == unix.EAGAIN
+		return true
+	})
+	return err == nil && open
 }

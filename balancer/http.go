@@ -34,6 +34,9 @@ const (
 	// attempts bounds the tries of one request: connects that fail, reused connections that
 	// turn out closed.
 	attempts = 4
+	// bodySettle is how long a response waits for the copy of its request's body to end: a
+	// worker that answered once it had read the whole body may be a moment ahead of the copy.
+	bodySettle = 5 * time.Millisecond
 )
 
 func (b *Balancer) serveHTTP(c net.Conn) {
@@ -132,7 +135,7 @@ func (hc *httpConn) forward() bool {
 		hc.b.router.Release(be, false)
 		// A connect that failed, or a fresh connection that broke: that worker is in trouble
 		// (it just died, say) and the next try goes elsewhere. A reused connection that broke
-		// was most likely closed by the worker while idle: try again, maybe the same worker.
+		// was most likely closed by the worker just now: try again, maybe the same worker.
 		if err != nil || !up.reused {
 			tried = append(tried, be)
 		} else {
@@ -156,6 +159,11 @@ func isIdempotent(method []byte) bool {
 
 // exchange sends the request (reqOut, then the body when stream) on up and passes the
 // response back. It returns the outcome and whether the client connection must close.
+//
+// A request goes again (retry) only when the worker cannot have acted on it: the write failed
+// (the worker had closed the connection), or it is idempotent, was whole in tender's hands and
+// got no answer at all. A POST the worker may have read is never sent twice, and an answer that
+// is malformed is a 502, not a reason to ask again.
 func (hc *httpConn) exchange(be *Backend, up *upstream, stream, idempotent bool) (outcome, bool) {
 	req := &hc.req
 	if _, err := up.conn.Write(hc.reqOut); err != nil {
@@ -163,11 +171,19 @@ func (hc *httpConn) exchange(be *Backend, up *upstream, stream, idempotent bool)
 		return retry, false // nothing of a streamed body was read yet
 	}
 	// A body still to come is copied by its own goroutine while the response is read: the
-	// worker may answer early (413, or 100 Continue, which the client waits for).
+	// worker may answer early (413, or 100 Continue, which the client waits for). The copy's
+	// error is sent before the worker connection is closed, so that the reader, woken by the
+	// close, finds it.
 	var bodyDone chan error
 	if stream {
 		bodyDone = make(chan error, 1)
-		go func() { bodyDone <- hc.copyRequestBody(up) }()
+		go func() {
+			err := hc.copyRequestBody(up)
+			bodyDone <- err
+			if err != nil {
+				up.conn.Close()
+			}
+		}()
 	}
 
 	for answered := false; ; answered = true {
@@ -177,11 +193,16 @@ func (hc *httpConn) exchange(be *Backend, up *upstream, stream, idempotent bool)
 		}
 		if err != nil {
 			up.conn.Close()
-			hc.waitBody(bodyDone)
-			if !answered && !stream && (up.reused || idempotent) {
+			bodyErr := hc.waitBody(bodyDone)
+			var malformed *httpError
+			if !answered && !stream && idempotent && !errors.As(err, &malformed) {
 				return retry, false
 			}
-			if !answered {
+			switch {
+			case answered:
+			case isTimeout(bodyErr):
+				hc.fail(&httpError{408, "Request Timeout: the request's body stopped coming"})
+			default:
 				hc.fail(&httpError{502, "Bad Gateway: no valid response from the worker"})
 			}
 			return failed, true
@@ -198,7 +219,14 @@ func (hc *httpConn) exchange(be *Backend, up *upstream, stream, idempotent bool)
 		}
 	}
 
-	if hc.resp.status == 101 && req.isUpgrade() {
+	if hc.resp.status == 101 {
+		if !req.isUpgrade() {
+			// The worker's side of the connection speaks something else now.
+			up.conn.Close()
+			hc.waitBody(bodyDone)
+			hc.fail(&httpError{502, "Bad Gateway: the worker switched protocols unasked"})
+			return failed, true
+		}
 		hc.out = hc.resp.appendResponse(hc.out[:0], false, false)
 		if _, err := hc.bw.Write(hc.out); err == nil && hc.bw.Flush() == nil {
 			hc.tunnel(up)
@@ -213,12 +241,14 @@ func (hc *httpConn) exchange(be *Backend, up *upstream, stream, idempotent bool)
 	bodyPending := false
 	bodyFailed := false
 	if bodyDone != nil {
+		settle := time.NewTimer(bodySettle)
 		select {
 		case err := <-bodyDone:
 			bodyDone, bodyFailed = nil, err != nil
-		default:
+		case <-settle.C:
 			bodyPending = true
 		}
+		settle.Stop()
 	}
 	closeClient := req.wantsClose() || untilClose || bodyPending || bodyFailed || hc.b.closing.Load()
 
@@ -261,28 +291,32 @@ func (hc *httpConn) exchange(be *Backend, up *upstream, stream, idempotent bool)
 	return served, closeClient || werr != nil || rerr != nil
 }
 
-// waitBody waits for a body copy to end after the worker connection was closed.
-func (hc *httpConn) waitBody(done chan error) {
-	if done != nil {
-		_ = hc.c.SetReadDeadline(time.Now())
-		<-done
+// waitBody waits for a body copy to end after the worker connection was closed. It returns the
+// copy's error when the copy ended by itself (a client that stopped sending), nil when tender
+// stopped it.
+func (hc *httpConn) waitBody(done chan error) error {
+	if done == nil {
+		return nil
 	}
+	select {
+	case err := <-done:
+		return err
+	default:
+	}
+	_ = hc.c.SetReadDeadline(time.Now())
+	<-done
+	return nil
 }
 
 // copyRequestBody streams the request body to the worker. A client that stays silent for
-// CLIENT_TIMEOUT, or goes away, ends it; the worker connection is then closed so that the
-// response read ends too.
+// CLIENT_TIMEOUT, or goes away, ends it; the worker connection is then closed (by the caller)
+// so that the response read ends too.
 func (hc *httpConn) copyRequestBody(up *upstream) error {
 	before := func() error { return hc.c.SetReadDeadline(time.Now().Add(hc.b.cfg.ClientTimeout)) }
-	var err error
 	if hc.req.chunked {
-		err = copyChunked(up.conn, hc.br, before, nil)
-	} else {
-		_, err = copyN(up.conn, hc.br, hc.req.contentLength, before, nil)
+		return copyChunked(up.conn, hc.br, before, nil)
 	}
-	if err != nil {
-		up.conn.Close()
-	}
+	_, err := copyN(up.conn, hc.br, hc.req.contentLength, before, nil)
 	return err
 }
 

@@ -1,0 +1,203 @@
+package balancer
+
+import (
+	"bufio"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+// rawWorker is a worker that answers each request it reads with whatever answer writes on the
+// raw connection; answer returns false to close the connection. It counts the requests.
+type rawWorker struct {
+	ln   net.Listener
+	seen atomic.Int32
+}
+
+func startRawWorker(t *testing.T, answer func(r *http.Request, c net.Conn) bool) *rawWorker {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &rawWorker{ln: ln}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				for {
+					r, err := http.ReadRequest(br)
+					if err != nil {
+						return
+					}
+					_, _ = io.Copy(io.Discard, r.Body)
+					w.seen.Add(1)
+					if !answer(r, c) {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return w
+}
+
+// startBalancer runs a balancer in http mode in front of the workers.
+func startBalancer(t *testing.T, cfg Config, workers ...*rawWorker) *Balancer {
+	t.Helper()
+	cfg.Network, cfg.Addr, cfg.HTTP = "tcp", "127.0.0.1:0", true
+	cfg.QueueSize, cfg.QueueTimeout, cfg.HeaderTimeout = 10, 300*time.Millisecond, 2*time.Second
+	if cfg.ClientTimeout == 0 {
+		cfg.ClientTimeout = 2 * time.Second
+	}
+	b, err := Listen(cfg, hclog.NewNullLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, w := range workers {
+		be := NewBackend(i, w.ln.Addr().String())
+		be.SetRoutable(true)
+		b.Add(be)
+	}
+	go b.Serve()
+	t.Cleanup(b.Close)
+	return b
+}
+
+// roundTrip sends raw on a new connection and returns what comes back until tender closes it
+// or is silent for a moment.
+func roundTrip(t *testing.T, b *Balancer, raw string) string {
+	t.Helper()
+	c, err := net.Dial("tcp", b.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := io.WriteString(c, raw); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(time.Second))
+	got, _ := io.ReadAll(c)
+	return string(got)
+}
+
+func statusOf(resp string) string {
+	line, _, _ := strings.Cut(resp, "\r\n")
+	return line
+}
+
+// Bytes a worker sends beyond its response never reach the next client, whether they came
+// with the response or after it (seen in a conformance run: a body after a HEAD, a second
+// response after the first, served to whoever came next).
+func TestWorkerBytesBeyondTheResponseAreNoAnswer(t *testing.T) {
+	for name, extra := range map[string]func(net.Conn){
+		"with the response": func(net.Conn) {},
+		"after it":          func(c net.Conn) { time.Sleep(50 * time.Millisecond) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			w := startRawWorker(t, func(r *http.Request, c net.Conn) bool {
+				if r.URL.Path == "/bad" {
+					io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+					extra(c)
+					io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nEVIL!")
+					return true
+				}
+				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\ngood")
+				return true
+			})
+			b := startBalancer(t, Config{}, w)
+			roundTrip(t, b, "GET /bad HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+			time.Sleep(100 * time.Millisecond)
+			for i := 0; i < 3; i++ {
+				if got := roundTrip(t, b, "GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"); !strings.HasSuffix(got, "\r\n\r\ngood") {
+					t.Fatalf("the next client got %q", got)
+				}
+			}
+		})
+	}
+}
+
+// A POST the worker read but did not answer is not sent again, even on a kept-alive
+// connection (where the worker may also have closed it while idle): a 502, and the worker saw
+// it once. A GET goes again, to another worker.
+func TestUnansweredRequestIsRetriedOnlyWhenIdempotent(t *testing.T) {
+	var posts atomic.Int32
+	w := startRawWorker(t, func(r *http.Request, c net.Conn) bool {
+		if r.Method == "POST" {
+			posts.Add(1)
+			return false
+		}
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+		return true
+	})
+	b := startBalancer(t, Config{}, w)
+	if got := roundTrip(t, b, "GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"); statusOf(got) != "HTTP/1.1 200 OK" {
+		t.Fatalf("GET: %q", got)
+	}
+	// The POST goes on the connection the GET left idle.
+	got := roundTrip(t, b, "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello")
+	if statusOf(got) != "HTTP/1.1 502 Bad Gateway" || posts.Load() != 1 {
+		t.Errorf("POST: %q, the worker saw it %d times; want a 502 after one", got, posts.Load())
+	}
+
+	hangUp := startRawWorker(t, func(*http.Request, net.Conn) bool { return false })
+	b = startBalancer(t, Config{}, hangUp, w)
+	for i := 0; i < 4; i++ {
+		if got := roundTrip(t, b, "GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"); statusOf(got) != "HTTP/1.1 200 OK" {
+			t.Fatalf("GET: %q", got)
+		}
+	}
+	if hangUp.seen.Load() == 0 {
+		t.Error("no GET went to the worker that hangs up: nothing was retried")
+	}
+}
+
+// A malformed response is a 502, not a reason to ask again; so is a 101 nobody asked for.
+func TestMalformedResponseIsNotRetried(t *testing.T) {
+	for path, resp := range map[string]string{
+		"/fold":   "HTTP/1.1 200 OK\r\nX-A: 1\r\n 2\r\nContent-Length: 0\r\n\r\n",
+		"/switch": "HTTP/1.1 101 Switching Protocols\r\nUpgrade: evil\r\nConnection: Upgrade\r\n\r\n",
+	} {
+		w := startRawWorker(t, func(r *http.Request, c net.Conn) bool {
+			io.WriteString(c, resp)
+			return true
+		})
+		b := startBalancer(t, Config{}, w)
+		got := roundTrip(t, b, "GET "+path+" HTTP/1.1\r\nHost: a\r\n\r\n")
+		if statusOf(got) != "HTTP/1.1 502 Bad Gateway" || w.seen.Load() != 1 {
+			t.Errorf("%s: %q, the worker saw it %d times; want a 502 after one", path, got, w.seen.Load())
+		}
+	}
+}
+
+// A client that stops sending its body gets 408 once CLIENT_TIMEOUT has passed.
+func TestStalledBodyIs408(t *testing.T) {
+	w := startRawWorker(t, func(r *http.Request, c net.Conn) bool {
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+		return true
+	})
+	b := startBalancer(t, Config{ClientTimeout: 200 * time.Millisecond}, w)
+	c, err := net.Dial("tcp", b.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	io.WriteString(c, "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 100000\r\n\r\n"+strings.Repeat("x", 20000))
+	_ = c.SetReadDeadline(time.Now().Add(3 * time.Second))
+	got, _ := io.ReadAll(c)
+	if statusOf(string(got)) != "HTTP/1.1 408 Request Timeout" {
+		t.Errorf("got %q, want 408", got)
+	}
+}
