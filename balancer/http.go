@@ -141,7 +141,9 @@ func (hc *httpConn) forward() bool {
 		} else {
 			be.dropIdle()
 		}
-		if attempt == attempts {
+		// A worker that took the request and closed without an answer is alive: when no other
+		// worker is there to ask, there is nothing to wait for in the queue.
+		if attempt == attempts || err == nil && !up.reused && !hc.b.router.AnyBut(tried) {
 			hc.fail(&httpError{502, "Bad Gateway: no worker answered"})
 			return false
 		}

@@ -201,3 +201,15 @@ func TestStalledBodyIs408(t *testing.T) {
 		t.Errorf("got %q, want 408", got)
 	}
 }
+
+// A GET that the only worker took and closed without an answer is a 502 at once: the worker is
+// alive, and waiting in the queue for another would only end in a 503 at the queue timeout.
+func TestUnansweredRequestWithNoOtherWorkerIs502AtOnce(t *testing.T) {
+	w := startRawWorker(t, func(*http.Request, net.Conn) bool { return false })
+	b := startBalancer(t, Config{}, w)
+	start := time.Now()
+	got := roundTrip(t, b, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+	if statusOf(got) != "HTTP/1.1 502 Bad Gateway" || time.Since(start) > 200*time.Millisecond {
+		t.Errorf("got %q after %v, want a 502 at once", got, time.Since(start))
+	}
+}

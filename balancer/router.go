@@ -112,6 +112,18 @@ func (r *Router) Acquire(exclude []*Backend) (*Backend, error) {
 	return nil, ErrClosed
 }
 
+// AnyBut reports whether a routable backend is there outside exclude, with room or not.
+func (r *Router) AnyBut(exclude []*Backend) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, b := range r.backends {
+		if b.Routable() && !slices.Contains(exclude, b) {
+			return true
+		}
+	}
+	return false
+}
+
 // Release ends a session on b; done says it was served (it counts in processed). The freed
 // room goes to the first session in the queue.
 func (r *Router) Release(b *Backend, done bool) {
