@@ -204,6 +204,8 @@ func (hc *httpConn) exchange(be *Backend, up *upstream, stream, idempotent bool)
 			case answered:
 			case isTimeout(bodyErr):
 				hc.fail(&httpError{408, "Request Timeout: the request's body stopped coming"})
+			case errors.Is(bodyErr, errBadChunk):
+				hc.fail(&httpError{400, "Bad Request: " + errBadChunk.Error()})
 			default:
 				hc.fail(&httpError{502, "Bad Gateway: no valid response from the worker"})
 			}

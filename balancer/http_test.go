@@ -213,3 +213,16 @@ func TestUnansweredRequestWithNoOtherWorkerIs502AtOnce(t *testing.T) {
 		t.Errorf("got %q after %v, want a 502 at once", got, time.Since(start))
 	}
 }
+
+// A malformed chunked body is the client's fault: 400, not 502.
+func TestMalformedChunkedBodyIs400(t *testing.T) {
+	w := startRawWorker(t, func(r *http.Request, c net.Conn) bool {
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+		return true
+	})
+	b := startBalancer(t, Config{}, w)
+	got := roundTrip(t, b, "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n2;\nxx\r\n0\r\n\r\n")
+	if statusOf(got) != "HTTP/1.1 400 Bad Request" {
+		t.Errorf("got %q, want 400", got)
+	}
+}
