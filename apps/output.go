@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"runtime"
 	"sync"
 
 	"golang.org/x/sys/unix"
@@ -31,7 +32,32 @@ var Stdout, Stderr io.Writer = stdWriter(1), stdWriter(2)
 
 type stdWriter int
 
+// onTerminal says whether fd 1 and 2 are terminals, asked once.
+var onTerminal = [3]func() bool{1: isTerminal(1), 2: isTerminal(2)}
+
+func isTerminal(fd int) func() bool {
+	return sync.OnceValue(func() bool {
+		_, err := unix.IoctlGetTermios(fd, unix.TCGETS)
+		return err == nil
+	})
+}
+
+// Write writes p whole. On a terminal it does so with SIGTTOU blocked in the writing thread:
+// once tender has handed the terminal to its app, tender's process group is in the background,
+// and with `stty tostop` the kernel answers its write with a SIGTTOU to that group and tries the
+// write again when it runs on. tender catches SIGTTOU (to forward it), so it would forward it
+// and try again forever, spinning, with the app stopped. A writer that blocks SIGTTOU is let
+// through, as tini is, which ignores it.
 func (fd stdWriter) Write(p []byte) (int, error) {
+	if onTerminal[fd]() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		var ttou, old unix.Sigset_t
+		ttou.Val[(unix.SIGTTOU-1)/64] |= 1 << ((unix.SIGTTOU - 1) % 64)
+		if err := unix.PthreadSigmask(unix.SIG_BLOCK, &ttou, &old); err == nil {
+			defer func() { _ = unix.PthreadSigmask(unix.SIG_SETMASK, &old, nil) }()
+		}
+	}
 	n := 0
 	for n < len(p) {
 		m, err := unix.Write(int(fd), p[n:])

@@ -36,7 +36,8 @@ type Spawn struct {
 	Args  []string
 	Env   []string
 	Stdio [3]int // fds in tender that become the process's 0, 1 and 2
-	// Foreground hands the terminal to the process's group (the single foreground child).
+	// Foreground hands the terminal to the process's group (the single foreground child), when
+	// tender's own group has it.
 	Foreground bool
 }
 
@@ -118,7 +119,8 @@ func (s *Spawner) prepare(sp Spawn) (*launch, error) {
 		return nil, &StartError{Step: "exec", Msg: "no command", Code: ExitCannotExecute}
 	}
 	plan := s.Base
-	l := &launch{stdio: sp.Stdio, listenFds: s.ListenFds, fg: sp.Foreground, noNewPrv: plan.NoNewPrivileges}
+	l := &launch{stdio: sp.Stdio, listenFds: s.ListenFds, noNewPrv: plan.NoNewPrivileges}
+	l.fg = sp.Foreground && ownsTerminal(sp.Stdio[0])
 	var err error
 	if l.argv, err = syscall.SlicePtrFromStrings(sp.Args); err != nil {
 		return nil, &StartError{Step: "exec", Msg: fmt.Sprintf("bad argument: %v", err), Code: ExitCannotExecute}
@@ -350,6 +352,14 @@ func candidates(name, path string) []string {
 		out = append(out, dir+"/"+name)
 	}
 	return out
+}
+
+// ownsTerminal reports whether fd is a terminal whose foreground process group is tender's:
+// only then is the terminal tender's to hand to the app. A tender started in the background
+// (`tender -- app &` in an interactive shell) leaves it to the shell, which reads from it.
+func ownsTerminal(fd int) bool {
+	pgrp, err := unix.IoctlGetInt(fd, unix.TIOCGPGRP)
+	return err == nil && pgrp == unix.Getpgrp()
 }
 
 // pathOf is PATH in env, or the default of execvp when there is none.

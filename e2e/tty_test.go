@@ -1,0 +1,172 @@
+package e2e
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// onTerminal is a shell script run as the session leader of a new pseudo-terminal, which is
+// its stdin, stdout and stderr, with tender in it.
+type onTerminal struct {
+	cmd *exec.Cmd
+	mu  sync.Mutex
+	out bytes.Buffer // what came out on the terminal
+	end chan error
+}
+
+func startOnTerminal(t *testing.T, shell []string, script string) *onTerminal {
+	t.Helper()
+	ptmx, err := os.OpenFile("/dev/ptmx", os.O_RDWR|syscall.O_NOCTTY, 0)
+	if err != nil {
+		t.Skipf("no pseudo-terminals here: %v", err)
+	}
+	t.Cleanup(func() { ptmx.Close() })
+	if err := unix.IoctlSetPointerInt(int(ptmx.Fd()), unix.TIOCSPTLCK, 0); err != nil {
+		t.Fatal(err)
+	}
+	n, err := unix.IoctlGetUint32(int(ptmx.Fd()), unix.TIOCGPTN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pts, err := os.OpenFile("/dev/pts/"+strconv.Itoa(int(n)), os.O_RDWR|syscall.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pts.Close()
+
+	o := &onTerminal{cmd: exec.Command(shell[0], append(shell[1:], script)...), end: make(chan error, 1)}
+	o.cmd.Env = append(cleanEnv(), "TENDER_CONTROL=off", "TENDER_LOG_LEVEL=debug")
+	o.cmd.Stdin, o.cmd.Stdout, o.cmd.Stderr = pts, pts, pts
+	o.cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
+	if err := o.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sid := o.cmd.Process.Pid
+	t.Cleanup(func() { killSession(sid) })
+	go func() {
+		b := make([]byte, 4096)
+		for {
+			n, err := ptmx.Read(b)
+			o.mu.Lock()
+			o.out.Write(b[:n])
+			o.mu.Unlock()
+			if err != nil {
+				return
+			}
+		}
+	}()
+	go func() { o.end <- o.cmd.Wait() }()
+	return o
+}
+
+// wait waits for the shell to end, at most d.
+func (o *onTerminal) wait(t *testing.T, d time.Duration) {
+	t.Helper()
+	select {
+	case err := <-o.end:
+		if err != nil {
+			t.Errorf("the shell ended with %v; terminal:\n%s", err, o.output())
+		}
+	case <-time.After(d):
+		t.Fatalf("the shell did not end within %v; terminal:\n%s", d, o.output())
+	}
+}
+
+func (o *onTerminal) output() string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.out.String()
+}
+
+// killSession kills every process left in session sid.
+func killSession(sid int) {
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if s, ok := statField(pid, 6); ok && s == sid {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
+}
+
+// statField is field n (from 1) of /proc/<pid>/stat, for the numeric fields after the name.
+func statField(pid, n int) (int, bool) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, false
+	}
+	i := bytes.LastIndexByte(b, ')')
+	fields := strings.Fields(string(b[i+2:])) // from field 3, the state
+	if n-3 >= len(fields) {
+		return 0, false
+	}
+	v, err := strconv.Atoi(fields[n-3])
+	return v, err == nil
+}
+
+// With `stty tostop`, tender's own writes to the terminal, once the app has it, make the
+// kernel send SIGTTOU to tender's process group and retry the write: below a job-control shell
+// tender, which catches SIGTTOU, spun at full speed forwarding it and stopped its app (found by
+// porting dumb-init's terminal tests); as the session leader, with nobody to continue a stopped
+// group, the write failed and the log line was lost. Now tender writes, as tini does, and ends
+// with its app.
+func TestTostopTerminal(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		shell  []string
+		script string
+	}{
+		{"below a job-control shell", []string{"sh", "-m", "-c"}, "stty tostop && " + bin.tender + " -- sleep 0.3; echo exit=$?"},
+		{"session leader", []string{"sh", "-c"}, "stty tostop && exec " + bin.tender + " -- sleep 0.3; echo exit=$?"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := startOnTerminal(t, tc.shell, tc.script)
+			o.wait(t, 10*time.Second)
+			out := o.output()
+			if !strings.Contains(out, "child exited") {
+				t.Errorf("tender's log line written after the app ended is missing:\n%s", out)
+			}
+			if tc.shell[1] == "-m" && !strings.Contains(out, "exit=0") {
+				t.Errorf("tender did not exit 0:\n%s", out)
+			}
+			if cpu := o.cmd.ProcessState.UserTime() + o.cmd.ProcessState.SystemTime(); cpu > time.Second {
+				t.Errorf("tender used %v of CPU", cpu)
+			}
+		})
+	}
+}
+
+// A tender started in the background of an interactive shell leaves the terminal to the shell:
+// the terminal's foreground group stays the shell's while tender's app runs (it was the app's,
+// and the shell's next read failed).
+func TestBackgroundTenderLeavesTheTerminal(t *testing.T) {
+	// sh -m: job control, so that the background job gets a process group of its own; the
+	// busy loop of builtins waits without a foreground job, which would take the terminal.
+	o := startOnTerminal(t, []string{"sh", "-m", "-c"}, bin.tender+` -- sleep 3 &
+		i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done
+		read -r stat < /proc/$$/stat; echo "stat: $stat"; kill $!; wait`)
+	o.wait(t, 20*time.Second)
+	out := o.output()
+	_, stat, ok := strings.Cut(out, "stat: ")
+	if !ok {
+		t.Fatalf("no stat line:\n%s", out)
+	}
+	// pid (comm) state ppid pgrp session tty_nr tpgid
+	f := strings.Fields(stat[strings.LastIndexByte(stat, ')')+1:])
+	if len(f) < 6 || f[2] != strconv.Itoa(o.cmd.Process.Pid) || f[5] != f[2] {
+		t.Errorf("the terminal's foreground group is %v, want the shell's, %d:\n%s", f[5:6], o.cmd.Process.Pid, out)
+	}
+}
