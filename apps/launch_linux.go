@@ -12,7 +12,11 @@ import (
 type launch struct {
 	paths      []*byte // the candidates for the command, tried in order (a PATH search)
 	argv, envv []*byte // nil-terminated
-	listenPid  []byte  // the env entry "LISTEN_PID=" with room for the child's pid, or nil
+	// shArgv runs a candidate the kernel cannot execute (ENOEXEC: a script without "#!") with
+	// /bin/sh, as execvp does: "/bin/sh", the candidate (set by the child), argv[1:], nil.
+	// Addresses only, so that the child stores no pointer (no write barrier).
+	shArgv    []uintptr
+	listenPid []byte // the env entry "LISTEN_PID=" with room for the child's pid, or nil
 
 	stdio     [3]int // tender's fds that become 0, 1 and 2
 	listenFds int    // sockets at 3 and up that stay open
@@ -127,7 +131,8 @@ func forkChild(l *launch) (int, syscall.Errno) {
 //     across exec, the caught ones are reset by it anyway.
 //  11. Every fd above the stdio and the passed sockets close-on-exec (close_range; on kernels
 //     without it tender marks its own before the fork), LISTEN_PID, an empty signal mask, and
-//     exec, trying each candidate of the PATH search as execvp does.
+//     exec, trying each candidate of the PATH search as execvp does, and a file without "#!"
+//     with /bin/sh.
 //
 //go:noinline
 //go:norace
@@ -343,6 +348,11 @@ func forkChild1(l *launch) (pid uintptr, errno syscall.Errno) {
 			if denied < 0 {
 				denied = int32(i)
 			}
+		case syscall.ENOEXEC:
+			l.shArgv[1] = uintptr(unsafe.Pointer(paths[i]))
+			syscall.RawSyscall(syscall.SYS_EXECVE, l.shArgv[0], uintptr(unsafe.Pointer(&l.shArgv[0])), uintptr(unsafe.Pointer(envv0)))
+			failIdx = int32(i) // no /bin/sh either: the candidate's ENOEXEC is the error
+			goto fail
 		default:
 			failIdx = int32(i)
 			goto fail

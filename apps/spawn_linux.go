@@ -144,6 +144,11 @@ func (s *Spawner) prepare(sp Spawn) (*launch, error) {
 		}
 		l.paths = append(l.paths, b)
 	}
+	l.shArgv = make([]uintptr, 0, len(l.argv)+1)
+	l.shArgv = append(l.shArgv, uintptr(unsafe.Pointer(binSh)), 0)
+	for _, a := range l.argv[1:] {
+		l.shArgv = append(l.shArgv, uintptr(unsafe.Pointer(a)))
+	}
 
 	if plan.OOMScoreAdj != nil {
 		l.oom = []byte(strconv.Itoa(*plan.OOMScoreAdj))
@@ -315,6 +320,8 @@ func (l *launch) explain(r report, sp Spawn, plan Plan) *StartError {
 			path = unix.BytePtrToString(l.paths[i])
 		}
 		switch {
+		case name == "":
+			e.Msg = "the command is an empty string"
 		case errno == syscall.ENOENT && !strings.Contains(name, "/"):
 			e.Msg = fmt.Sprintf("%s: not found in PATH=%s", name, pathOf(sp.Env))
 		case errno == syscall.EACCES:
@@ -338,10 +345,13 @@ func rlimitName(res int) string {
 	return "rlimit " + strconv.Itoa(res)
 }
 
-// candidates are the paths execvp would try for name: name itself if it has a slash, else name
-// in each directory of path.
+// binSh runs scripts without "#!".
+var binSh = &[]byte("/bin/sh\x00")[0]
+
+// candidates are the paths execvp would try for name: name itself if it has a slash (or is
+// empty, which is not found), else name in each directory of path.
 func candidates(name, path string) []string {
-	if strings.Contains(name, "/") {
+	if name == "" || strings.Contains(name, "/") {
 		return []string{name}
 	}
 	var out []string

@@ -44,9 +44,16 @@ func TestExitStatusPassesThrough(t *testing.T) {
 	}
 }
 
+// Exit statuses and messages of a command that cannot run, as execvp and a shell give them.
 func TestCommandNotFoundOrNotExecutable(t *testing.T) {
-	noexec := filepath.Join(t.TempDir(), "script")
+	dir := t.TempDir()
+	noexec := filepath.Join(dir, "script")
 	if err := os.WriteFile(noexec, []byte("#!/bin/sh\nexit 0\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// No "#!": execvp runs it with /bin/sh, and so does tender.
+	noShebang := filepath.Join(dir, "noshebang")
+	if err := os.WriteFile(noShebang, []byte("exit $(($1 + $2))\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct {
@@ -59,6 +66,8 @@ func TestCommandNotFoundOrNotExecutable(t *testing.T) {
 		{"missing in PATH", []string{"no-such-program-anywhere"}, 127, "not found"},
 		{"not executable", []string{noexec}, 126, "permission denied"},
 		{"a directory", []string{"/tmp"}, 126, "permission denied"},
+		{"an empty name", []string{""}, 127, "empty string"},
+		{"a script without #!", []string{noShebang, "3", "4"}, 7, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
