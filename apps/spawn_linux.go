@@ -129,7 +129,7 @@ func (s *Spawner) prepare(sp Spawn) (*launch, error) {
 	if s.ListenFds > 0 {
 		// The child writes its pid into the room left here.
 		l.listenPid = append([]byte("LISTEN_PID="), make([]byte, 21)...)
-		env = withoutEnv(env, "LISTEN_PID")
+		env = listenEnv(env, s.ListenFds)
 	}
 	if l.envv, err = syscall.SlicePtrFromStrings(env); err != nil {
 		return nil, &StartError{Step: "exec", Msg: fmt.Sprintf("bad environment: %v", err), Code: ExitCannotExecute}
@@ -362,6 +362,26 @@ func candidates(name, path string) []string {
 		out = append(out, dir+"/"+name)
 	}
 	return out
+}
+
+// listenEnv is env for an app given n sockets by socket activation: without LISTEN_PID (the
+// child adds its own), and with LISTEN_FDS and LISTEN_FDNAMES for the n that really came,
+// which may be fewer than announced to tender.
+func listenEnv(env []string, n int) []string {
+	names, hasNames := "", false
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, "LISTEN_FDNAMES="); ok {
+			names, hasNames = v, true
+		}
+	}
+	env = append(withoutEnv(env, "LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"), "LISTEN_FDS="+strconv.Itoa(n))
+	if hasNames {
+		if parts := strings.Split(names, ":"); len(parts) > n {
+			names = strings.Join(parts[:n], ":")
+		}
+		env = append(env, "LISTEN_FDNAMES="+names)
+	}
+	return env
 }
 
 // ownsTerminal reports whether fd is a terminal whose foreground process group is tender's:

@@ -216,27 +216,37 @@ func TestUnknownAppUserIsAConfigError(t *testing.T) {
 }
 
 // Sockets passed by socket activation reach the app at the same numbers, with LISTEN_PID set to
-// the app's own pid.
+// the app's own pid, and LISTEN_FDS (and LISTEN_FDNAMES) saying how many really came.
 func TestSocketActivation(t *testing.T) {
 	needRoot(t)
-	t.Parallel()
-	info := filepath.Join(t.TempDir(), "info")
-	script := fmt.Sprintf(`exec 3</etc/hostname 4</etc/hostname 9</etc/hostname; LISTEN_PID=$$ LISTEN_FDS=2 exec %s -- %s info %s`,
-		bin.tender, bin.testapp, info)
-	r := startCmd(t, exec.Command("unshare", "--pid", "--fork", "--mount-proc", "--kill-child", "bash", "-c", script), nil, 1)
-	var got struct {
-		Pid int
-		Fds []int
-		Env []string
+	for _, tc := range []struct{ name, env, want string }{
+		{"as many as announced", "LISTEN_FDS=2", "LISTEN_FDS=2"},
+		{"fewer than announced", "LISTEN_FDS=3 LISTEN_FDNAMES=a:b:c", "LISTEN_FDS=2 LISTEN_FDNAMES=a:b"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			info := filepath.Join(t.TempDir(), "info")
+			script := fmt.Sprintf(`exec 3</etc/hostname 4</etc/hostname 9</etc/hostname; LISTEN_PID=$$ %s exec %s -- %s info %s`,
+				tc.env, bin.tender, bin.testapp, info)
+			r := startCmd(t, exec.Command("unshare", "--pid", "--fork", "--mount-proc", "--kill-child", "bash", "-c", script), nil, 1)
+			var got struct {
+				Pid int
+				Fds []int
+				Env []string
+			}
+			must(t, json.Unmarshal([]byte(waitFile(t, info, 10*time.Second)), &got))
+			if fmt.Sprint(got.Fds) != "[0 1 2 3 4]" {
+				t.Errorf("the app has fds %v, want [0 1 2 3 4]: the two passed sockets, not fd 9", got.Fds)
+			}
+			listen := slices.DeleteFunc(got.Env, func(kv string) bool { return !strings.HasPrefix(kv, "LISTEN_") })
+			for _, want := range append(strings.Fields(tc.want), "LISTEN_PID="+strconv.Itoa(got.Pid)) {
+				if !slices.Contains(listen, want) {
+					t.Errorf("the app's environment has no %s: %v", want, listen)
+				}
+			}
+			_ = syscall.Kill(r.cmd.Process.Pid, syscall.SIGTERM)
+		})
 	}
-	must(t, json.Unmarshal([]byte(waitFile(t, info, 10*time.Second)), &got))
-	if fmt.Sprint(got.Fds) != "[0 1 2 3 4]" {
-		t.Errorf("the app has fds %v, want [0 1 2 3 4]: the two passed sockets, not fd 9", got.Fds)
-	}
-	if !slices.Contains(got.Env, "LISTEN_PID="+strconv.Itoa(got.Pid)) || !slices.Contains(got.Env, "LISTEN_FDS=2") {
-		t.Errorf("the app's LISTEN_* environment is wrong for pid %d: %v", got.Pid, got.Env)
-	}
-	_ = syscall.Kill(r.cmd.Process.Pid, syscall.SIGTERM)
 }
 
 // The second Passenger bug: a failed spawn must leak nothing. The app fails to start a
