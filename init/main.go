@@ -17,14 +17,20 @@ import (
 	"github.com/tenderinit/tender/apps"
 	"github.com/tenderinit/tender/capabilities"
 	"github.com/tenderinit/tender/config"
+	"github.com/tenderinit/tender/internal/sigrelay/early"
 	"github.com/tenderinit/tender/reaper"
 )
 
+// Every signal tender forwards is caught already, in package early's init: main starts as an
+// init, and gives the signals back to the Go runtime when it is asked for something else.
 func main() {
 	cfg, err := config.Load(os.Args[1:], os.Environ())
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "tender: %v\n", err)
 		os.Exit(2)
+	}
+	if cfg.Sub != config.CmdRun {
+		early.Release()
 	}
 	switch cfg.Sub {
 	case config.CmdHelp:

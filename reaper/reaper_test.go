@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/tenderinit/tender/internal/sigrelay"
 )
 
 func TestExitCodeAndString(t *testing.T) {
@@ -77,7 +79,7 @@ func TestCatchSignalsDeliversEverySignal(t *testing.T) {
 		t.Fatalf("helper said %q, want ready", lines.Text())
 	}
 	var want []syscall.Signal
-	for _, sig := range forwarded() {
+	for _, sig := range sigrelay.Forwarded() {
 		if !ownHandler && slices.Contains(osSignalCannot, sig) {
 			continue
 		}

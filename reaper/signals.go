@@ -10,18 +10,20 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"golang.org/x/sys/unix"
+
+	"github.com/tenderinit/tender/internal/sigrelay"
 )
 
-// Signals is tender's catch of every signal it forwards: each catchable signal but SIGCHLD
-// (the reaper waits in wait4 instead), SIGURG (the Go runtime's preemption signal) and signal
-// 33 (the runtime's own, for system calls on every thread; glibc's too, no app can use it).
+// Signals is tender's catch of every signal it forwards (sigrelay.Forwarded: each catchable
+// signal but SIGCHLD, SIGURG and 33).
 //
 // Catching keeps tender alive and running through signals meant for the apps, and lets it pass
 // them on. os/signal would enable each signal with a round trip to a runtime thread of its own,
 // 35 to 55µs apiece on a small VM, 2 to 3ms for all of them: longer than the rest of tender's
 // start-up. It cannot catch some at all (SIGSYS, SIGPROF, 32, and 34 = glibc's SIGRTMIN, which
 // the runtime leaves at their default: they would kill tender). So where tender has a handler of
-// its own (catch_linux.go), that handler catches them all at once, before the app starts.
+// its own (package sigrelay), that handler catches them all at once, in tender as early as
+// package early's init.
 // Elsewhere os/signal catches the urgent ones first, the rest once the app runs (CatchRest),
 // and the four above are not caught.
 type Signals struct {
@@ -32,7 +34,7 @@ type Signals struct {
 // CatchSignals catches every signal tender forwards but those CatchRest catches.
 func CatchSignals() *Signals {
 	s := &Signals{c: make(chan os.Signal, 128)}
-	s.later = catch(forwarded(), s.c)
+	s.later = catch(sigrelay.Forwarded(), s.c)
 	return s
 }
 
@@ -42,19 +44,6 @@ func (s *Signals) C() <-chan os.Signal { return s.c }
 // CatchRest catches the signals CatchSignals left for later, if any. Until then those are
 // dropped.
 func (s *Signals) CatchRest() { notify(s.c, s.later) }
-
-// forwarded lists every signal tender forwards.
-func forwarded() []syscall.Signal {
-	var sigs []syscall.Signal
-	for sig := syscall.Signal(1); sig <= 64; sig++ {
-		switch sig {
-		case unix.SIGKILL, unix.SIGSTOP, unix.SIGCHLD, unix.SIGURG, 33:
-			continue
-		}
-		sigs = append(sigs, sig)
-	}
-	return sigs
-}
 
 // urgent are the signals that os/signal catches before any app starts where tender has no
 // handler of its own: those that, left to the Go runtime, would kill tender (TERM, INT, HUP),

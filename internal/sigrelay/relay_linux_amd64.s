@@ -2,7 +2,7 @@
 
 // handler is called by the kernel with the C calling convention: the signal's number in DI,
 // its siginfo in SI. It writes numbers[sig] to the relay, unless tender sent the signal itself,
-// and returns; see catch_linux.go.
+// and returns; see relay_linux.go.
 TEXT ·handler(SB),NOSPLIT|NOFRAME,$0
 	MOVL	8(SI), AX // info.si_code
 	CMPL	AX, $0

@@ -1,0 +1,173 @@
+//go:build amd64 || arm64
+
+package sigrelay
+
+import (
+	"syscall"
+	"unsafe"
+)
+
+// tender's own signal handler is handler, in relay_linux_$GOARCH.s. The kernel calls it with
+// the signal's number; it writes that number, one byte, to a pipe (the relay) and returns, and
+// a goroutine of package reaper reads the relay and sends each signal on: the self-pipe trick
+// of C inits. The runtime's handler does much the same for os/signal, but os/signal enables
+// each signal with a round trip to a thread of the runtime's; installing handler is one
+// rt_sigaction.
+//
+// handler drops the signals that tender sent itself: in practice the SIGPIPE the kernel sends a
+// process that writes to a socket or pipe whose reader is gone (a client of the balancer that
+// went away), which is tender's own business and not the apps'. A signal that finds the relay
+// full (64 KiB of signals not yet relayed) is dropped rather than waited for.
+//
+// handler touches no Go state, has no frame and writes from numbers, not from a stack: it may
+// run on any thread at any instant. It runs on the thread's signal stack (every thread of a Go
+// program has one) with every signal blocked, and the system calls it interrupts are restarted.
+// A child gets it back as SIG_DFL: the clean start resets every signal before its exec.
+
+// handlerAddrs returns the addresses of handler, of faultHandler and of the restorer that
+// returns from them, 0 where the kernel provides one.
+func handlerAddrs() (handler, fault, restorer uintptr)
+
+var (
+	// relayFd is the relay's write end; -1 until Catch opens it, so that a stray call of
+	// handler writes nowhere.
+	//lint:ignore U1000 read by handler, in assembly
+	relayFd int32 = -1
+	// relayRead is the relay's read end, for package reaper.
+	relayRead = -1
+	// numbers[n] is n: handler writes the byte at &numbers[sig].
+	numbers [65]byte
+	// selfPid is tender's pid, to tell the signals it sent itself.
+	//lint:ignore U1000 read by handler, in assembly
+	selfPid int32
+	// faultChain is the runtime's handler of the faults, where faultHandler passes on those
+	// that tender's own code raised.
+	faultChain uintptr
+	// found are the handlers Catch replaced, for Restore, where saved says so.
+	found [65]sigaction
+	saved [65]bool
+	// caught says which signals have handler or faultHandler now.
+	caught [65]bool
+)
+
+// faults are the signals that tender's own code may cause, and the runtime must then handle
+// (a nil pointer becomes a panic); sent with kill, they are forwarded like any other.
+var faults = [...]syscall.Signal{syscall.SIGILL, syscall.SIGTRAP, syscall.SIGBUS, syscall.SIGFPE, syscall.SIGSEGV}
+
+// sigaction is the kernel's struct sigaction on amd64 and arm64.
+type sigaction struct {
+	handler  uintptr
+	flags    uint64
+	restorer uintptr
+	mask     uint64
+}
+
+const (
+	sigDfl     = 0
+	sigIgn     = 1
+	saSiginfo  = 0x4
+	saRestorer = 0x04000000
+	saOnStack  = 0x08000000
+	saRestart  = 0x10000000
+)
+
+// Catch makes handler the handler of sigs, and faultHandler that of the faults among them,
+// and returns the relay's read end and the signals it could not catch: the faults whose
+// handler is not the runtime's, and any the kernel refused. It may be called again, for more
+// signals: the relay stays the same, and a signal caught already is not caught again.
+func Catch(sigs []syscall.Signal) (relay int, missed []syscall.Signal, err error) {
+	if relayRead < 0 {
+		var p [2]int32
+		if _, _, e := syscall.RawSyscall(syscall.SYS_PIPE2, uintptr(unsafe.Pointer(&p[0])), syscall.O_CLOEXEC|syscall.O_NONBLOCK, 0); e != 0 {
+			return -1, sigs, e
+		}
+		for i := range numbers {
+			numbers[i] = byte(i)
+		}
+		pid, _, _ := syscall.RawSyscall(syscall.SYS_GETPID, 0, 0, 0)
+		selfPid = int32(pid)
+		relayFd, relayRead = p[1], int(p[0])
+	}
+	handler, fault, _ := handlerAddrs()
+	for _, sig := range sigs {
+		if caught[sig] {
+			continue
+		}
+		h := handler
+		if isFault(sig) {
+			if !chainable(sig) {
+				missed = append(missed, sig)
+				continue
+			}
+			h = fault
+		}
+		if handle(sig, h) != nil {
+			missed = append(missed, sig)
+		}
+	}
+	return relayRead, missed, nil
+}
+
+// Restore gives every signal Catch caught its handler back (the Go runtime's): for tender's
+// subcommands, which are no init.
+func Restore() {
+	for sig := range found {
+		if saved[sig] {
+			_ = rtSigaction(syscall.Signal(sig), &found[sig], nil)
+			saved[sig], caught[sig] = false, false
+		}
+	}
+}
+
+func isFault(sig syscall.Signal) bool {
+	for _, f := range faults {
+		if sig == f {
+			return true
+		}
+	}
+	return false
+}
+
+// chainable reports whether faultHandler can pass sig on to the runtime's handler: sig has
+// one, the same as the other faults'.
+func chainable(sig syscall.Signal) bool {
+	old := &found[sig]
+	if !saved[sig] {
+		old = new(sigaction)
+		if rtSigaction(sig, nil, old) != nil {
+			return false
+		}
+	}
+	if old.handler == sigDfl || old.handler == sigIgn || old.flags&saSiginfo == 0 {
+		return false
+	}
+	if faultChain == 0 {
+		faultChain = old.handler
+	}
+	return old.handler == faultChain
+}
+
+// handle makes h sig's handler, and keeps the one it replaces, the first time, for Restore.
+func handle(sig syscall.Signal, h uintptr) error {
+	_, _, restorer := handlerAddrs()
+	sa := sigaction{handler: h, flags: saSiginfo | saOnStack | saRestart, restorer: restorer, mask: ^uint64(0)}
+	if restorer != 0 {
+		sa.flags |= saRestorer
+	}
+	var old sigaction
+	if err := rtSigaction(sig, &sa, &old); err != nil {
+		return err
+	}
+	if !saved[sig] {
+		found[sig], saved[sig] = old, true
+	}
+	caught[sig] = true
+	return nil
+}
+
+func rtSigaction(sig syscall.Signal, sa, old *sigaction) error {
+	if _, _, e := syscall.RawSyscall6(syscall.SYS_RT_SIGACTION, uintptr(sig), uintptr(unsafe.Pointer(sa)), uintptr(unsafe.Pointer(old)), 8, 0, 0); e != 0 {
+		return e
+	}
+	return nil
+}
