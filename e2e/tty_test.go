@@ -22,6 +22,7 @@ type onTerminal struct {
 	mu  sync.Mutex
 	out bytes.Buffer // what came out on the terminal
 	end chan error
+	eof chan struct{} // the terminal is closed: out is whole
 }
 
 func startOnTerminal(t *testing.T, shell []string, script string) *onTerminal {
@@ -44,7 +45,7 @@ func startOnTerminal(t *testing.T, shell []string, script string) *onTerminal {
 	}
 	defer pts.Close()
 
-	o := &onTerminal{cmd: exec.Command(shell[0], append(shell[1:], script)...), end: make(chan error, 1)}
+	o := &onTerminal{cmd: exec.Command(shell[0], append(shell[1:], script)...), end: make(chan error, 1), eof: make(chan struct{})}
 	o.cmd.Env = append(cleanEnv(), "TENDER_CONTROL=off", "TENDER_LOG_LEVEL=debug")
 	o.cmd.Stdin, o.cmd.Stdout, o.cmd.Stderr = pts, pts, pts
 	o.cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
@@ -54,6 +55,7 @@ func startOnTerminal(t *testing.T, shell []string, script string) *onTerminal {
 	sid := o.cmd.Process.Pid
 	t.Cleanup(func() { killSession(sid) })
 	go func() {
+		defer close(o.eof)
 		b := make([]byte, 4096)
 		for {
 			n, err := ptmx.Read(b)
@@ -69,11 +71,15 @@ func startOnTerminal(t *testing.T, shell []string, script string) *onTerminal {
 	return o
 }
 
-// wait waits for the shell to end, at most d.
+// wait waits for the shell to end, at most d, and for the last of its output.
 func (o *onTerminal) wait(t *testing.T, d time.Duration) {
 	t.Helper()
 	select {
 	case err := <-o.end:
+		select {
+		case <-o.eof:
+		case <-time.After(2 * time.Second):
+		}
 		if err != nil {
 			t.Errorf("the shell ended with %v; terminal:\n%s", err, o.output())
 		}
