@@ -3,6 +3,7 @@ package apps
 import (
 	"errors"
 	"os"
+	"runtime"
 	"sync"
 	"syscall"
 	"time"
@@ -157,9 +158,48 @@ func (s *Single) wait(pid int, signals <-chan os.Signal, exits <-chan reaper.Exi
 			}
 			s.Forward.Forward(sn, pid)
 		case exit := <-exits:
+			if exit.Status.Stopped() {
+				s.suspend(pid, exit.Status.StopSignal())
+				continue
+			}
 			return exit
 		}
 	}
+}
+
+// terminalStops are the stops of job control on a terminal: Ctrl-Z, and a background process
+// that reads from the terminal, or writes to it under `stty tostop`.
+var terminalStops = map[syscall.Signal]bool{unix.SIGTSTP: true, unix.SIGTTIN: true, unix.SIGTTOU: true}
+
+// suspend follows the app into a stop of job control on a terminal, as dumb-init does: tender
+// stops too, so that the shell it runs under sees its job stopped and gives the prompt back.
+// When the shell continues tender (fg, bg), tender gives the app the terminal back if it has
+// it, then continues the app. A PID 1 has no shell above it and cannot stop itself: there, as
+// with tini, the app stays stopped until it gets SIGCONT. Other stops (SIGSTOP) are the app's
+// own business.
+func (s *Single) suspend(pid int, sig syscall.Signal) {
+	if !terminalStops[sig] || os.Getpid() == 1 {
+		return
+	}
+	if _, err := unix.IoctlGetInt(0, unix.TIOCGPGRP); err != nil {
+		return // no terminal of this session
+	}
+	s.Log.Debug("the app was stopped on the terminal: stopping too", "signal", reaper.SignalName(sig))
+	stopHere()
+	if ownsTerminal(0) {
+		_ = unix.IoctlSetPointerInt(0, unix.TIOCSPGRP, pid)
+	}
+	s.Log.Debug("continued: continuing the app")
+	_ = unix.Kill(-pid, unix.SIGCONT)
+}
+
+// stopHere stops tender, and returns once it is continued: SIGSTOP sent to this very thread
+// stops the process before the system call returns (one sent to the process might be taken
+// by another thread a moment later).
+func stopHere() {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	_ = unix.Tgkill(unix.Getpid(), unix.Gettid(), unix.SIGSTOP)
 }
 
 // sleep waits out a restart delay; a stop signal meanwhile ends it with false.

@@ -55,7 +55,11 @@ func (s *Spawner) Start(sp Spawn, exits chan<- reaper.Exit) (int, error) {
 	}
 	l.errPipe = errPipe[1]
 	l.closeRange = closeRangeWorks()
-	pid, err := s.Reaper.Start(func() (int, error) {
+	start := s.Reaper.Start
+	if sp.Foreground {
+		start = s.Reaper.StartWithStops // for job control on a terminal: Single.suspend
+	}
+	pid, err := start(func() (int, error) {
 		// Held like os/exec does, against fds that some package creates without O_CLOEXEC.
 		syscall.ForkLock.Lock()
 		defer syscall.ForkLock.Unlock()

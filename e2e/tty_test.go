@@ -18,7 +18,8 @@ import (
 // onTerminal is a shell script run as the session leader of a new pseudo-terminal, which is
 // its stdin, stdout and stderr, with tender in it.
 type onTerminal struct {
-	cmd *exec.Cmd
+	cmd  *exec.Cmd
+	ptmx *os.File // the terminal's other side: what is written there is typed
 	mu  sync.Mutex
 	out bytes.Buffer // what came out on the terminal
 	end chan error
@@ -45,7 +46,7 @@ func startOnTerminal(t *testing.T, shell []string, script string) *onTerminal {
 	}
 	defer pts.Close()
 
-	o := &onTerminal{cmd: exec.Command(shell[0], append(shell[1:], script)...), end: make(chan error, 1), eof: make(chan struct{})}
+	o := &onTerminal{cmd: exec.Command(shell[0], append(shell[1:], script)...), ptmx: ptmx, end: make(chan error, 1), eof: make(chan struct{})}
 	o.cmd.Env = append(cleanEnv(), "TENDER_CONTROL=off", "TENDER_LOG_LEVEL=debug")
 	o.cmd.Stdin, o.cmd.Stdout, o.cmd.Stderr = pts, pts, pts
 	o.cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
@@ -86,6 +87,12 @@ func (o *onTerminal) wait(t *testing.T, d time.Duration) {
 	case <-time.After(d):
 		t.Fatalf("the shell did not end within %v; terminal:\n%s", d, o.output())
 	}
+}
+
+// waitOutput waits until the terminal has shown s.
+func (o *onTerminal) waitOutput(t *testing.T, s string) {
+	t.Helper()
+	eventually(t, 10*time.Second, fmt.Sprintf("%q on the terminal", s), func() bool { return strings.Contains(o.output(), s) })
 }
 
 func (o *onTerminal) output() string {
@@ -174,5 +181,22 @@ func TestBackgroundTenderLeavesTheTerminal(t *testing.T) {
 	f := strings.Fields(stat[strings.LastIndexByte(stat, ')')+1:])
 	if len(f) < 6 || f[2] != strconv.Itoa(o.cmd.Process.Pid) || f[5] != f[2] {
 		t.Errorf("the terminal's foreground group is %v, want the shell's, %d:\n%s", f[5:6], o.cmd.Process.Pid, out)
+	}
+}
+
+// Ctrl-Z stops the app, and tender with it, so that the shell above gets its job back as
+// stopped; fg continues both, the app with the terminal, and all ends as it would have (as with
+// dumb-init; tender waited for the stopped app forever, and the shell for tender).
+func TestCtrlZStopsTenderWithTheApp(t *testing.T) {
+	o := startOnTerminal(t, []string{"sh", "-m", "-c"}, bin.tender+` -- sh -c 'echo app-started; sleep 0.5; echo app-done'
+		echo stopped=$?; fg; echo rc=$?`)
+	o.waitOutput(t, "app-started")
+	if _, err := o.ptmx.Write([]byte{0x1a}); err != nil { // Ctrl-Z
+		t.Fatal(err)
+	}
+	o.waitOutput(t, "stopped=147") // 128 + SIGSTOP, which tender stops itself with
+	o.wait(t, 10*time.Second)
+	if out := o.output(); !strings.Contains(out, "app-done") || !strings.Contains(out, "rc=0") {
+		t.Errorf("after fg, the app did not end well:\n%s", out)
 	}
 }

@@ -51,12 +51,18 @@ type Reaper struct {
 	log hclog.Logger
 
 	mu       sync.Mutex
-	watchers map[int]chan<- Exit
+	watchers map[int]watcher
 	children bool // a child may be alive: set by Start, cleared when wait4 says ECHILD
 	// gone is closed and replaced whenever wait4 finds no child left, so that EndAll can
 	// sleep until then.
 	gone    chan struct{}
 	started chan struct{} // wakes the waiting thread when a first child appears
+}
+
+// watcher is who waits for a child's exit, and whether for its stops too.
+type watcher struct {
+	exits chan<- Exit
+	stops bool
 }
 
 // New makes a Reaper and starts its waiting thread.
@@ -72,7 +78,7 @@ func New(log hclog.Logger) *Reaper {
 	}
 	r := &Reaper{
 		log:      log,
-		watchers: make(map[int]chan<- Exit),
+		watchers: make(map[int]watcher),
 		gone:     make(chan struct{}),
 		started:  make(chan struct{}, 1),
 	}
@@ -84,13 +90,23 @@ func New(log hclog.Logger) *Reaper {
 // child's Exit to exits when it ends. The reaper's lock is held across the fork so that the
 // child cannot be reaped before it is watched. exits should be buffered.
 func (r *Reaper) Start(fork func() (int, error), exits chan<- Exit) (int, error) {
+	return r.start(fork, watcher{exits: exits})
+}
+
+// StartWithStops is Start, and also sends each stop of the child (an Exit whose Status is
+// Stopped: SIGTSTP from a terminal, say) to exits; the exit still comes last.
+func (r *Reaper) StartWithStops(fork func() (int, error), exits chan<- Exit) (int, error) {
+	return r.start(fork, watcher{exits: exits, stops: true})
+}
+
+func (r *Reaper) start(fork func() (int, error), w watcher) (int, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	pid, err := fork()
 	if err != nil {
 		return 0, err
 	}
-	r.watchers[pid] = exits
+	r.watchers[pid] = w
 	if !r.children {
 		r.children = true
 		select {
@@ -102,14 +118,14 @@ func (r *Reaper) Start(fork func() (int, error), exits chan<- Exit) (int, error)
 }
 
 // wait is the one owner of wait4: it reaps every child, adopted orphans included, and hands
-// each exit to whoever watches that pid. After a blocking wait4 it collects what else has
-// exited without blocking: orphans often die in bursts, and a blocking system call costs the
-// Go scheduler a hand-off each time.
+// each exit (and stop, to those who asked) to whoever watches that pid. After a blocking
+// wait4 it collects what else has exited without blocking: orphans often die in bursts, and a
+// blocking system call costs the Go scheduler a hand-off each time.
 func (r *Reaper) wait() {
 	flags := 0
 	for {
 		var ws unix.WaitStatus
-		pid, err := unix.Wait4(-1, &ws, flags, nil)
+		pid, err := unix.Wait4(-1, &ws, flags|unix.WUNTRACED, nil)
 		if pid == 0 && err == nil { // WNOHANG: children left, none exited
 			flags = 0
 			continue
@@ -145,11 +161,18 @@ func (r *Reaper) wait() {
 func (r *Reaper) dispatch(pid int, ws unix.WaitStatus) {
 	exit := Exit{Pid: pid, Status: ws}
 	r.mu.Lock()
-	ch, ok := r.watchers[pid]
+	w, ok := r.watchers[pid]
+	if ws.Stopped() {
+		r.mu.Unlock()
+		if ok && w.stops {
+			w.exits <- exit
+		}
+		return
+	}
 	delete(r.watchers, pid)
 	r.mu.Unlock()
 	if ok {
-		ch <- exit
+		w.exits <- exit
 	} else if r.log.IsTrace() {
 		r.log.Trace("reaped", "pid", pid, "status", exit.String())
 	}

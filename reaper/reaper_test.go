@@ -2,14 +2,18 @@ package reaper
 
 import (
 	"bufio"
+	"fmt"
 	"os"
 	"os/exec"
 	"runtime"
 	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
+	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"golang.org/x/sys/unix"
 
 	"github.com/tenderinit/tender/internal/sigrelay"
@@ -125,5 +129,60 @@ func catchAndEcho() {
 	os.Stdout.WriteString("ready\n")
 	for sig := range s.C() {
 		os.Stdout.WriteString(strconv.Itoa(int(sig.(syscall.Signal))) + "\n")
+	}
+}
+
+// A child's stops reach whoever started it with StartWithStops, before its exit; Start's
+// watcher gets the exit alone. In a helper process (this test binary run again): the reaper
+// waits for every child of its process.
+func TestStopsReachOnlyWhoAskedForThem(t *testing.T) {
+	if os.Getenv("TENDER_TEST_STOPS") == "1" {
+		reportStops()
+		return
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestStopsReachOnlyWhoAskedForThem$")
+	cmd.Env = append(os.Environ(), "TENDER_TEST_STOPS=1")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	out, err := cmd.CombinedOutput()
+	want := "with stops: stopped by SIGSTOP, killed by SIGKILL\nwithout: killed by SIGKILL\n"
+	if err != nil || !strings.HasPrefix(string(out), want) {
+		t.Errorf("got %q (%v), want %q", out, err, want)
+	}
+}
+
+func reportStops() {
+	r := New(hclog.NewNullLogger())
+	for _, stops := range []bool{true, false} {
+		exits := make(chan Exit, 2)
+		start, name := r.Start, "without:"
+		if stops {
+			start, name = r.StartWithStops, "with stops:"
+		}
+		pid, err := start(func() (int, error) {
+			return syscall.ForkExec("/bin/sleep", []string{"sleep", "10"}, &syscall.ProcAttr{})
+		}, exits)
+		if err != nil {
+			fmt.Println(err)
+			return
+		}
+		_ = syscall.Kill(pid, syscall.SIGSTOP)
+		for state := ""; state != "T"; time.Sleep(time.Millisecond) {
+			b, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+			if f := strings.Fields(string(b)); len(f) > 2 {
+				state = f[2]
+			}
+		}
+		time.Sleep(50 * time.Millisecond) // the stop is reported by now
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+		var got []string
+		for e := range exits {
+			if e.Status.Stopped() {
+				got = append(got, "stopped by "+SignalName(e.Status.StopSignal()))
+				continue
+			}
+			got = append(got, e.String())
+			break
+		}
+		fmt.Println(name, strings.Join(got, ", "))
 	}
 }
