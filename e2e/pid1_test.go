@@ -392,14 +392,25 @@ func TestLeftoverProcessesAreEnded(t *testing.T) {
 
 // A leftover that honours SIGTERM ends tender at once, not after the grace.
 func TestLeftoverThatHonoursTermEndsQuickly(t *testing.T) {
-	t.Parallel()
-	r := startTender(t, AsPID1, []string{"TENDER_KILL_GRACE=30s"}, "--", "/bin/sh", "-c", bin.testapp+" sleep 100 & exit 3")
-	start := time.Now()
-	if code := r.Wait(10 * time.Second); code != 3 {
-		t.Errorf("exit status %d, want 3", code)
-	}
-	if took := time.Since(start); took > 5*time.Second {
-		t.Errorf("tender took %v although the leftover ends on SIGTERM", took)
+	// A stopped leftover gets SIGCONT after SIGTERM, as systemd sends it, so that it can act on
+	// the SIGTERM too, rather than wait stopped for the SIGKILL.
+	for name, script := range map[string]string{
+		"running": bin.testapp + " sleep 100 & exit 3",
+		"stopped": bin.testapp + " sleep 100 & kill -STOP $!; exit 3",
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			for _, mode := range modes {
+				r := startTender(t, mode.mode, []string{"TENDER_KILL_GRACE=30s"}, "--", "/bin/sh", "-c", script)
+				start := time.Now()
+				if code := r.Wait(10 * time.Second); code != 3 {
+					t.Errorf("%s: exit status %d, want 3", mode.name, code)
+				}
+				if took := time.Since(start); took > 5*time.Second {
+					t.Errorf("%s: tender took %v although the leftover ends on SIGTERM", mode.name, took)
+				}
+			}
+		})
 	}
 }
 

@@ -15,7 +15,8 @@ const killWait = 5 * time.Second
 // rescan is how often EndAll looks for processes that were forked after it sent SIGTERM.
 const rescan = 20 * time.Millisecond
 
-// EndAll ends every process left once the main child is gone: SIGTERM, then SIGKILL after
+// EndAll ends every process left once the main child is gone: SIGTERM (and SIGCONT, as
+// systemd sends it, so that a stopped process acts on the SIGTERM too), then SIGKILL after
 // grace, reaping them all. It returns at once when no child is left.
 //
 // As PID 1 "every process" is everything in the container, reached with kill(-1). Otherwise
@@ -72,9 +73,13 @@ func (r *Reaper) EndAll(grace time.Duration) {
 // signalLeft sends sig to every process left: all of them as PID 1, otherwise the
 // descendants not yet in done (which it updates when not nil).
 func (r *Reaper) signalLeft(sig syscall.Signal, pid1 bool, done map[int]bool) {
+	cont := sig == unix.SIGTERM
 	if pid1 {
 		if err := unix.Kill(-1, sig); err != nil && err != unix.ESRCH {
 			r.log.Warn("cannot signal the processes left", "signal", SignalName(sig), "error", err)
+		}
+		if cont {
+			_ = unix.Kill(-1, unix.SIGCONT)
 		}
 		return
 	}
@@ -92,6 +97,9 @@ func (r *Reaper) signalLeft(sig syscall.Signal, pid1 bool, done map[int]bool) {
 		}
 		r.log.Trace("signalling leftover process", "pid", pid, "signal", SignalName(sig))
 		_ = unix.Kill(pid, sig)
+		if cont {
+			_ = unix.Kill(pid, unix.SIGCONT)
+		}
 	}
 }
 
