@@ -48,16 +48,29 @@ func isTerminal(fd int) func() bool {
 // write again when it runs on. tender catches SIGTTOU (to forward it), so it would forward it
 // and try again forever, spinning, with the app stopped. A writer that blocks SIGTTOU is let
 // through, as tini is, which ignores it.
-func (fd stdWriter) Write(p []byte) (int, error) {
+func (fd stdWriter) Write(p []byte) (n int, err error) {
 	if onTerminal[fd]() {
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
-		var ttou, old unix.Sigset_t
-		ttou.Val[(unix.SIGTTOU-1)/64] |= 1 << ((unix.SIGTTOU - 1) % 64)
-		if err := unix.PthreadSigmask(unix.SIG_BLOCK, &ttou, &old); err == nil {
-			defer func() { _ = unix.PthreadSigmask(unix.SIG_SETMASK, &old, nil) }()
-		}
+		withoutTTOU(func() { n, err = fd.write(p) })
+		return n, err
 	}
+	return fd.write(p)
+}
+
+// withoutTTOU runs fn with SIGTTOU blocked in its thread: the kernel then lets a process in a
+// background group write to its terminal and set its foreground group, rather than send
+// SIGTTOU and have the call tried again.
+func withoutTTOU(fn func()) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	var ttou, old unix.Sigset_t
+	ttou.Val[(unix.SIGTTOU-1)/64] |= 1 << ((unix.SIGTTOU - 1) % 64)
+	if err := unix.PthreadSigmask(unix.SIG_BLOCK, &ttou, &old); err == nil {
+		defer func() { _ = unix.PthreadSigmask(unix.SIG_SETMASK, &old, nil) }()
+	}
+	fn()
+}
+
+func (fd stdWriter) write(p []byte) (int, error) {
 	n := 0
 	for n < len(p) {
 		m, err := unix.Write(int(fd), p[n:])

@@ -98,6 +98,7 @@ func (s *Single) Run(signals <-chan os.Signal) int {
 		}
 		s.setState(pid, Running, started)
 		exit := s.wait(pid, signals, exits, &stopping)
+		reclaimTerminal(pid)
 		s.setState(0, "exited", time.Time{})
 		code = exit.Code()
 		uptime := time.Since(started)

@@ -396,6 +396,15 @@ func ownsTerminal(fd int) bool {
 	return err == nil && pgrp == unix.Getpgrp()
 }
 
+// reclaimTerminal takes the terminal back for tender's own group when the app's group, pgid,
+// has it still after the app ended, as a shell does when a job ends: the next app (a restart)
+// gets it from tender, and a shell that started tender without job control finds it back.
+func reclaimTerminal(pgid int) {
+	if fg, err := unix.IoctlGetInt(0, unix.TIOCGPGRP); err == nil && fg == pgid {
+		withoutTTOU(func() { _ = unix.IoctlSetPointerInt(0, unix.TIOCSPGRP, unix.Getpgrp()) })
+	}
+}
+
 // pathOf is PATH in env, or the default of execvp when there is none.
 func pathOf(env []string) string {
 	for i := len(env) - 1; i >= 0; i-- {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,10 +21,10 @@ import (
 type onTerminal struct {
 	cmd  *exec.Cmd
 	ptmx *os.File // the terminal's other side: what is written there is typed
-	mu  sync.Mutex
-	out bytes.Buffer // what came out on the terminal
-	end chan error
-	eof chan struct{} // the terminal is closed: out is whole
+	mu   sync.Mutex
+	out  bytes.Buffer // what came out on the terminal
+	end  chan error
+	eof  chan struct{} // the terminal is closed: out is whole
 }
 
 func startOnTerminal(t *testing.T, shell []string, script string) *onTerminal {
@@ -166,22 +167,61 @@ func TestTostopTerminal(t *testing.T) {
 // the terminal's foreground group stays the shell's while tender's app runs (it was the app's,
 // and the shell's next read failed).
 func TestBackgroundTenderLeavesTheTerminal(t *testing.T) {
-	// sh -m: job control, so that the background job gets a process group of its own; the
-	// busy loop of builtins waits without a foreground job, which would take the terminal.
-	o := startOnTerminal(t, []string{"sh", "-m", "-c"}, bin.tender+` -- sleep 3 &
-		i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done
-		read -r stat < /proc/$$/stat; echo "stat: $stat"; kill $!; wait`)
+	running := filepath.Join(t.TempDir(), "running")
+	// sh -m: job control, so that the background job gets a process group of its own. The
+	// shell waits for the app with builtins only: a foreground job would take the terminal.
+	o := startOnTerminal(t, []string{"sh", "-m", "-c"}, fmt.Sprintf(`%s -- sh -c ': > %s; exec sleep 3' &
+		while [ ! -e %s ]; do :; done; read -r stat < /proc/$$/stat; echo "shell: $stat"; kill $!; wait`, bin.tender, running, running))
 	o.wait(t, 20*time.Second)
-	out := o.output()
-	_, stat, ok := strings.Cut(out, "stat: ")
-	if !ok {
-		t.Fatalf("no stat line:\n%s", out)
+	if pgrp, fg := terminalOf(t, o.output(), "shell: "); pgrp != o.cmd.Process.Pid || fg != pgrp {
+		t.Errorf("the terminal's foreground group is %d, want the shell's, %d:\n%s", fg, o.cmd.Process.Pid, o.output())
 	}
+}
+
+// A restarted app gets the terminal as the first one did, and a shell that started tender
+// without job control has it back once tender is done: tender takes it back when an app ends,
+// as a shell does when a job ends (it stayed with the first app's group, gone).
+func TestRestartedAppGetsTheTerminal(t *testing.T) {
+	dir := t.TempDir()
+	app := filepath.Join(dir, "app")
+	script := fmt.Sprintf("#!/bin/sh\nread -r stat < /proc/$$/stat\necho \"app-stat: $stat\"\n[ -e %s/ran ] && exit 0\n: > %s/ran; exit 1\n", dir, dir)
+	if err := os.WriteFile(app, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	o := startOnTerminal(t, []string{"sh", "-c"}, "TENDER_RESTART=on-failure TENDER_RESTART_DELAY=10ms "+bin.tender+" -- "+app+
+		`; read -r stat < /proc/$$/stat; echo "shell: $stat"`)
+	o.wait(t, 10*time.Second)
+	out := o.output()
+	if n := strings.Count(out, "app-stat: "); n != 2 {
+		t.Fatalf("the app ran %d times, want 2:\n%s", n, out)
+	}
+	for _, who := range []string{"app-stat: ", "shell: "} {
+		for rest := out; strings.Contains(rest, who); {
+			_, rest, _ = strings.Cut(rest, who)
+			if pgrp, fg := terminalOf(t, rest, ""); fg != pgrp {
+				t.Errorf("%sthe terminal's foreground group is %d, not its own, %d:\n%s", who, fg, pgrp, out)
+			}
+		}
+	}
+}
+
+// terminalOf reads the process group and the terminal's foreground group from the
+// /proc/<pid>/stat line that follows prefix in out.
+func terminalOf(t *testing.T, out, prefix string) (pgrp, fg int) {
+	t.Helper()
+	_, stat, ok := strings.Cut(out, prefix)
+	if !ok {
+		t.Fatalf("no %q line:\n%s", prefix, out)
+	}
+	stat, _, _ = strings.Cut(stat, "\n")
 	// pid (comm) state ppid pgrp session tty_nr tpgid
 	f := strings.Fields(stat[strings.LastIndexByte(stat, ')')+1:])
-	if len(f) < 6 || f[2] != strconv.Itoa(o.cmd.Process.Pid) || f[5] != f[2] {
-		t.Errorf("the terminal's foreground group is %v, want the shell's, %d:\n%s", f[5:6], o.cmd.Process.Pid, out)
+	if len(f) < 6 {
+		t.Fatalf("a short stat line: %q", stat)
 	}
+	pgrp, _ = strconv.Atoi(f[2])
+	fg, _ = strconv.Atoi(f[5])
+	return pgrp, fg
 }
 
 // Ctrl-Z stops the app, and tender with it, so that the shell above gets its job back as
