@@ -14,8 +14,11 @@ type launch struct {
 	argv, envv []*byte // nil-terminated
 	// shArgv runs a candidate the kernel cannot execute (ENOEXEC: a script without "#!") with
 	// /bin/sh, as execvp does: "/bin/sh", the candidate (set by the child), argv[1:], nil.
-	// Addresses only, so that the child stores no pointer (no write barrier).
+	// Addresses only, so that the child stores no pointer (no write barrier). head receives
+	// the candidate's first bytes: a program (ELF, or a NUL there, as bash checks), of another
+	// architecture say, is not given to the shell.
 	shArgv    []uintptr
+	head      [80]byte
 	listenPid []byte // the env entry "LISTEN_PID=" with room for the child's pid, or nil
 
 	stdio     [3]int // tender's fds that become 0, 1 and 2
@@ -132,7 +135,7 @@ func forkChild(l *launch) (int, syscall.Errno) {
 //  11. Every fd above the stdio and the passed sockets close-on-exec (close_range; on kernels
 //     without it tender marks its own before the fork), LISTEN_PID, an empty signal mask, and
 //     exec, trying each candidate of the PATH search as execvp does, and a file without "#!"
-//     with /bin/sh.
+//     with /bin/sh, unless it starts like a program (an ELF file of another architecture).
 //
 //go:noinline
 //go:norace
@@ -140,8 +143,8 @@ func forkChild(l *launch) (int, syscall.Errno) {
 func forkChild1(l *launch) (pid uintptr, errno syscall.Errno) {
 	var (
 		r1, nfd  uintptr
-		err      syscall.Errno
-		i        int
+		err, e   syscall.Errno
+		i, j     int
 		denied   int32
 		digits   [20]byte
 		nd       int
@@ -349,10 +352,23 @@ func forkChild1(l *launch) (pid uintptr, errno syscall.Errno) {
 				denied = int32(i)
 			}
 		case syscall.ENOEXEC:
+			failIdx = int32(i) // unless /bin/sh runs it, the candidate's ENOEXEC is the error
+			if nfd, _, e = syscall.RawSyscall6(syscall.SYS_OPENAT, atFdcwd, uintptr(unsafe.Pointer(paths[i])), syscall.O_RDONLY|syscall.O_CLOEXEC, 0, 0, 0); e != 0 {
+				goto fail
+			}
+			r1, _, e = syscall.RawSyscall(syscall.SYS_READ, nfd, uintptr(unsafe.Pointer(&l.head[0])), uintptr(len(l.head)))
+			syscall.RawSyscall(syscall.SYS_CLOSE, nfd, 0, 0)
+			if e != 0 || r1 >= 4 && l.head[0] == 0x7f && l.head[1] == 'E' && l.head[2] == 'L' && l.head[3] == 'F' {
+				goto fail
+			}
+			for j = 0; j < int(r1); j++ {
+				if l.head[j] == 0 {
+					goto fail
+				}
+			}
 			l.shArgv[1] = uintptr(unsafe.Pointer(paths[i]))
 			syscall.RawSyscall(syscall.SYS_EXECVE, l.shArgv[0], uintptr(unsafe.Pointer(&l.shArgv[0])), uintptr(unsafe.Pointer(envv0)))
-			failIdx = int32(i) // no /bin/sh either: the candidate's ENOEXEC is the error
-			goto fail
+			goto fail // no /bin/sh
 		default:
 			failIdx = int32(i)
 			goto fail

@@ -56,6 +56,16 @@ func TestCommandNotFoundOrNotExecutable(t *testing.T) {
 	if err := os.WriteFile(noShebang, []byte("exit $(($1 + $2))\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
+	// A program for a machine no kernel knows (e_machine 0xbeef): not a script for /bin/sh.
+	elf, err := os.ReadFile(bin.testapp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	elf[18], elf[19] = 0xef, 0xbe
+	otherArch := filepath.Join(dir, "otherarch")
+	if err := os.WriteFile(otherArch, elf, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		name string
 		args []string
@@ -68,6 +78,7 @@ func TestCommandNotFoundOrNotExecutable(t *testing.T) {
 		{"a directory", []string{"/tmp"}, 126, "permission denied"},
 		{"an empty name", []string{""}, 127, "empty string"},
 		{"a script without #!", []string{noShebang, "3", "4"}, 7, ""},
+		{"a program for another machine", []string{otherArch}, 126, "exec format error"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
