@@ -223,24 +223,6 @@ func (hc *httpConn) exchange(be *Backend, up *upstream, stream, idempotent bool)
 		}
 	}
 
-	if hc.resp.status == 101 {
-		if !req.isUpgrade() {
-			// The worker's side of the connection speaks something else now.
-			up.conn.Close()
-			hc.waitBody(bodyDone)
-			hc.fail(&httpError{502, "Bad Gateway: the worker switched protocols unasked"})
-			return failed, true
-		}
-		hc.out = hc.resp.appendResponse(hc.out[:0], false, false)
-		if _, err := hc.bw.Write(hc.out); err == nil && hc.bw.Flush() == nil {
-			hc.tunnel(up)
-		}
-		up.conn.Close()
-		return served, true
-	}
-
-	hasBody := responseHasBody(req.method, hc.resp.status)
-	untilClose := hasBody && !hc.resp.chunked && hc.resp.contentLength < 0
 	// The client connection can go on only when the request body was read whole.
 	bodyPending := false
 	bodyFailed := false
@@ -254,6 +236,26 @@ func (hc *httpConn) exchange(be *Backend, up *upstream, stream, idempotent bool)
 		}
 		settle.Stop()
 	}
+
+	if hc.resp.status == 101 {
+		if !req.isUpgrade() || bodyPending || bodyFailed {
+			// The worker's side of the connection speaks something else now; or the request's
+			// body is not through, and its copy would read the client beside the tunnel.
+			up.conn.Close()
+			hc.waitBody(bodyDone)
+			hc.fail(&httpError{502, "Bad Gateway: the worker switched protocols unasked, or before the request's body was through"})
+			return failed, true
+		}
+		hc.out = hc.resp.appendResponse(hc.out[:0], false, false)
+		if _, err := hc.bw.Write(hc.out); err == nil && hc.bw.Flush() == nil {
+			hc.tunnel(up)
+		}
+		up.conn.Close()
+		return served, true
+	}
+
+	hasBody := responseHasBody(req.method, hc.resp.status)
+	untilClose := hasBody && !hc.resp.chunked && hc.resp.contentLength < 0
 	closeClient := req.wantsClose() || untilClose || bodyPending || bodyFailed || hc.b.closing.Load()
 
 	hc.out = hc.resp.appendResponse(hc.out[:0], closeClient, req.minor == 0 && !closeClient)
@@ -285,7 +287,7 @@ func (hc *httpConn) exchange(be *Backend, up *upstream, stream, idempotent bool)
 		hc.waitBody(bodyDone)
 		return served, true
 	}
-	if werr == nil && rerr == nil && !untilClose && !bodyFailed && !hc.resp.connClose &&
+	if werr == nil && rerr == nil && !untilClose && !bodyFailed && !hc.resp.connClose && !hc.resp.faultyFraming &&
 		(hc.resp.minor == 1 || hc.resp.connKeepAlive) {
 		be.release(up)
 	} else {

@@ -16,8 +16,9 @@ import (
 // rawWorker is a worker that answers each request it reads with whatever answer writes on the
 // raw connection; answer returns false to close the connection. It counts the requests.
 type rawWorker struct {
-	ln   net.Listener
-	seen atomic.Int32
+	ln    net.Listener
+	seen  atomic.Int32 // requests
+	conns atomic.Int32
 }
 
 func startRawWorker(t *testing.T, answer func(r *http.Request, c net.Conn) bool) *rawWorker {
@@ -34,6 +35,7 @@ func startRawWorker(t *testing.T, answer func(r *http.Request, c net.Conn) bool)
 			if err != nil {
 				return
 			}
+			w.conns.Add(1)
 			go func() {
 				defer c.Close()
 				br := bufio.NewReader(c)
@@ -224,5 +226,50 @@ func TestMalformedChunkedBodyIs400(t *testing.T) {
 	got := roundTrip(t, b, "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n2;\nxx\r\n0\r\n\r\n")
 	if statusOf(got) != "HTTP/1.1 400 Bad Request" {
 		t.Errorf("got %q, want 400", got)
+	}
+}
+
+// A response framed two ways (Transfer-Encoding and Content-Length) is read by its
+// Transfer-Encoding, but its connection is not used again (RFC 9112 6.3).
+func TestFaultyFramingIsNotReused(t *testing.T) {
+	w := startRawWorker(t, func(r *http.Request, c net.Conn) bool {
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 50\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n")
+		return true
+	})
+	b := startBalancer(t, Config{}, w)
+	for i := 0; i < 2; i++ {
+		got := roundTrip(t, b, "GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+		if !strings.HasSuffix(got, "\r\n\r\n2\r\nok\r\n0\r\n\r\n") || strings.Contains(got, "Content-Length") {
+			t.Fatalf("got %q", got)
+		}
+	}
+	if n := w.conns.Load(); n != 2 {
+		t.Errorf("the worker saw %d connections for 2 requests, want 2", n)
+	}
+}
+
+// A 101 that comes before the request's body is through is a 502: the body's copy would read
+// the client beside the tunnel.
+func TestUpgradeBeforeTheBodyIs502(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		if _, err := http.ReadRequest(bufio.NewReader(c)); err == nil { // the head only
+			io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\nConnection: Upgrade\r\n\r\n")
+		}
+		time.Sleep(time.Second)
+	}()
+	b := startBalancer(t, Config{}, &rawWorker{ln: ln})
+	got := roundTrip(t, b, "POST / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: x\r\nContent-Length: 100000\r\n\r\n"+strings.Repeat("x", 20000))
+	if statusOf(got) != "HTTP/1.1 502 Bad Gateway" {
+		t.Errorf("got %q, want 502", got)
 	}
 }

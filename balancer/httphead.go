@@ -50,6 +50,9 @@ type head struct {
 	connKeepAlive bool
 	connUpgrade   bool
 	transfer      bool // a Transfer-Encoding header is present
+	// faultyFraming: a response with Transfer-Encoding and Content-Length, or Transfer-Encoding
+	// in HTTP/1.0; read by Transfer-Encoding, but its connection is not used again (RFC 9112 6.1, 6.3).
+	faultyFraming bool
 	upgrade       bool // an Upgrade header is present
 	expect100     bool
 	host          bool
@@ -237,10 +240,12 @@ func (h *head) parseHeaders(request bool) error {
 			h.hasXFP = true
 		}
 	}
+	h.faultyFraming = false
 	if h.transfer {
 		if request && (h.contentLength >= 0 || h.minor == 0) {
 			return errSmuggling
 		}
+		h.faultyFraming = h.contentLength >= 0 || h.minor == 0
 		h.contentLength = -1 // Transfer-Encoding wins (RFC 9112 6.3)
 	}
 	return nil

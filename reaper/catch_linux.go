@@ -39,7 +39,7 @@ func catch(sigs []syscall.Signal, c chan<- os.Signal) (later []syscall.Signal) {
 		}
 	}()
 	for _, sig := range missed {
-		if !isFault(sig) {
+		if !sigrelay.IsFault(sig) {
 			notify(c, []syscall.Signal{sig})
 		} else {
 			later = append(later, sig)
@@ -47,14 +47,6 @@ func catch(sigs []syscall.Signal, c chan<- os.Signal) (later []syscall.Signal) {
 	}
 	unblockHere(sigs)
 	return later
-}
-
-func isFault(sig syscall.Signal) bool {
-	switch sig {
-	case unix.SIGILL, unix.SIGTRAP, unix.SIGBUS, unix.SIGFPE, unix.SIGSEGV:
-		return true
-	}
-	return false
 }
 
 // unblockHere unblocks sigs in the calling thread. The signals blocked in the process that

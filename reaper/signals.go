@@ -31,7 +31,8 @@ type Signals struct {
 	later []syscall.Signal // for CatchRest
 }
 
-// CatchSignals catches every signal tender forwards but those CatchRest catches.
+// CatchSignals catches every signal tender forwards but those CatchRest catches. It is called
+// once in a process: its relay has one reader.
 func CatchSignals() *Signals {
 	s := &Signals{c: make(chan os.Signal, 128)}
 	s.later = catch(sigrelay.Forwarded(), s.c)

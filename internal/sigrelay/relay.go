@@ -23,3 +23,14 @@ func Forwarded() []syscall.Signal {
 	}
 	return sigs
 }
+
+// IsFault reports whether sig is one that tender's own code may cause, and the Go runtime must
+// then handle (a nil pointer becomes a panic); sent with kill, a fault is forwarded like any
+// other signal.
+func IsFault(sig syscall.Signal) bool {
+	switch sig {
+	case syscall.SIGILL, syscall.SIGTRAP, syscall.SIGBUS, syscall.SIGFPE, syscall.SIGSEGV:
+		return true
+	}
+	return false
+}

@@ -50,10 +50,6 @@ var (
 	caught [65]bool
 )
 
-// faults are the signals that tender's own code may cause, and the runtime must then handle
-// (a nil pointer becomes a panic); sent with kill, they are forwarded like any other.
-var faults = [...]syscall.Signal{syscall.SIGILL, syscall.SIGTRAP, syscall.SIGBUS, syscall.SIGFPE, syscall.SIGSEGV}
-
 // sigaction is the kernel's struct sigaction on amd64 and arm64.
 type sigaction struct {
 	handler  uintptr
@@ -94,7 +90,7 @@ func Catch(sigs []syscall.Signal) (relay int, missed []syscall.Signal, err error
 			continue
 		}
 		h := handler
-		if isFault(sig) {
+		if IsFault(sig) {
 			if !chainable(sig) {
 				missed = append(missed, sig)
 				continue
@@ -117,15 +113,6 @@ func Restore() {
 			saved[sig], caught[sig] = false, false
 		}
 	}
-}
-
-func isFault(sig syscall.Signal) bool {
-	for _, f := range faults {
-		if sig == f {
-			return true
-		}
-	}
-	return false
 }
 
 // chainable reports whether faultHandler can pass sig on to the runtime's handler: sig has

@@ -33,7 +33,7 @@ func TestCatchRelayAndRestore(t *testing.T) {
 	}
 
 	must(t, syscall.Kill(syscall.Getpid(), syscall.SIGUSR1)) // tender's own: dropped
-	if err := exec.Command("kill", "-USR1", strconv.Itoa(syscall.Getpid())).Run(); err != nil {
+	if err := exec.Command("/bin/sh", "-c", "kill -USR1 "+strconv.Itoa(syscall.Getpid())).Run(); err != nil {
 		t.Fatal(err)
 	}
 	pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
