@@ -78,6 +78,7 @@ type Pool struct {
 	workers map[*worker]bool
 	seq     int
 
+	served       bool // a worker has been ready once
 	stopping     bool
 	stopDeadline time.Time
 	exitCode     int
@@ -116,6 +117,7 @@ type worker struct {
 	signaled  bool      // SIGTERM was sent
 	drainedBy time.Time // when draining, SIGTERM at the latest then
 	replacing bool      // it replaces slot.worker, which serves until this one is ready
+	kept      bool      // a replacement of it failed: not recycled again (a rolling restart may try)
 	reason    string    // why it is being replaced or stopped
 }
 
@@ -338,7 +340,7 @@ func (p *Pool) onReady(w *worker, how string) {
 		return
 	}
 	s := w.slot
-	w.state, w.readyAt = Ready, time.Now()
+	w.state, w.readyAt, p.served = Ready, time.Now(), true
 	w.backend = balancer.NewBackend(s.id, net.JoinHostPort("127.0.0.1", strconv.Itoa(w.port)))
 	w.backend.SetRoutable(true)
 	p.router.Add(w.backend)
@@ -400,7 +402,7 @@ func (p *Pool) replace(w *worker, reason string) bool {
 // recycleWhereDue replaces the workers past TENDER_MEMORY_LIMIT or TENDER_MAX_REQUESTS.
 func (p *Pool) recycleWhereDue() {
 	for w := range p.workers {
-		if w.state != Ready || w.slot.next != nil {
+		if w.state != Ready || w.slot.next != nil || w.kept {
 			continue
 		}
 		if p.cfg.MemoryLimit > 0 {
@@ -528,7 +530,18 @@ func (p *Pool) onExit(w *worker, exit reaper.Exit) {
 		p.afterExit(s)
 		return
 	}
+	if w.startErr != nil && !p.served {
+		// The command cannot be started at all (not found, a user that cannot be set...): no
+		// restart will change that. tender ends with the status a shell would give.
+		p.log.Error("the workers cannot be started; stopping", "id", s.id, "step", w.startErr.Step, "error", w.startErr.Msg)
+		p.stop(w.startErr.Code)
+		return
+	}
 	delay, giveUp := s.backoff.Exited(uptime)
+	if s.worker != nil && (giveUp || w.startErr != nil) {
+		p.keepOld(s, exit)
+		return
+	}
 	if giveUp {
 		p.log.Error("a worker keeps crashing; giving up and stopping", "id", s.id, "quick_crashes", s.backoff.Quick(),
 			"last", exit.String(), "max_restarts", p.cfg.Backoff.MaxRestarts)
@@ -547,6 +560,21 @@ func (p *Pool) onExit(w *worker, exit reaper.Exit) {
 			}
 		})
 	})
+}
+
+// keepOld gives up replacing the worker of s, which still serves: its replacements crash (a
+// rolling restart or a recycle onto a broken build). The old worker is kept, and not recycled
+// again; the rolling restart, if any, stops here, as the next slots would fail the same way.
+// A crash budget spent by replacements ends no service.
+func (p *Pool) keepOld(s *slot, exit reaper.Exit) {
+	p.log.Error("the replacement of a worker cannot start; keeping the old one", "id", s.id, "pid", s.worker.pid,
+		"quick_crashes", s.backoff.Quick(), "last", exit.String())
+	s.worker.kept = true
+	s.backoff = p.cfg.Backoff
+	if p.rollingSlot == s || len(p.rolling) > 0 {
+		p.log.Error("rolling restart abandoned", "left", len(p.rolling))
+		p.rolling, p.rollingSlot = nil, nil
+	}
 }
 
 // report logs why a worker failed to start, with its last lines, and keeps it for status.
@@ -642,14 +670,23 @@ func (p *Pool) drainDeadline() time.Time {
 	return p.stopDeadline.Add(-min(p.cfg.KillGrace, p.cfg.StopTimeout/2))
 }
 
-// RollingRestart replaces every worker, one at a time, new before old.
+// RollingRestart replaces every worker, one at a time, new before old. During one already
+// under way, the slot being rolled finishes first and is rolled once more at the end: its new
+// worker may have been started before what the second restart is for (a deploy).
 func (p *Pool) RollingRestart() {
 	if p.stopping {
 		return
 	}
 	p.log.Info("rolling restart of all workers")
-	p.rolling = append([]*slot(nil), p.slots...)
-	p.rollingSlot = nil
+	p.rolling = p.rolling[:0]
+	for _, s := range p.slots {
+		if s != p.rollingSlot {
+			p.rolling = append(p.rolling, s)
+		}
+	}
+	if p.rollingSlot != nil {
+		p.rolling = append(p.rolling, p.rollingSlot)
+	}
 	p.rollOn()
 }
 

@@ -562,3 +562,75 @@ func TestControlSocketRefusesOtherUsers(t *testing.T) {
 	p.Signal(syscall.SIGTERM)
 	p.Wait(15 * time.Second)
 }
+
+// A rolling restart onto a broken build (the workers fail to start while a file exists) keeps
+// the old workers serving and tender running; once the build is mended, the next SIGHUP
+// replaces them all. It used to spend the crash budget on the replacements and stop the pool,
+// healthy workers and all, with status 1.
+func TestPoolRollingRestartOntoABrokenBuildKeepsTheOldWorkers(t *testing.T) {
+	t.Parallel()
+	failing := filepath.Join(t.TempDir(), "failing")
+	env := []string{"TENDER_WORKERS=2", "TENDER_MAX_RESTARTS=3", "TENDER_RESTART_DELAY=10ms", "TENDER_RESTART_DELAY_MAX=20ms"}
+	p := startPool(t, env, "--", bin.testapp, "serve", "-fail-while", failing)
+	before := p.waitFor("2 ready", 10*time.Second, nReady(2))
+	must(t, os.WriteFile(failing, nil, 0o644))
+	p.Signal(syscall.SIGHUP)
+	eventually(t, 10*time.Second, "the replacement given up", func() bool {
+		return strings.Contains(p.Stderr.String(), "keeping the old one")
+	})
+	time.Sleep(300 * time.Millisecond) // time enough to stop the pool, were it to
+	st := p.waitFor("2 ready", 5*time.Second, nReady(2))
+	for i, w := range st.Workers {
+		if w.Pid != before.Workers[i].Pid {
+			t.Errorf("worker %d is pid %d, want the old one, %d", i, w.Pid, before.Workers[i].Pid)
+		}
+	}
+	must(t, os.Remove(failing))
+	p.Signal(syscall.SIGHUP)
+	p.waitFor("every worker replaced", 15*time.Second, func(st apps.Status) bool { return nReady(2)(st) && allNew(before, st) })
+	p.Signal(syscall.SIGTERM)
+	if code := p.Wait(15 * time.Second); code != 0 {
+		t.Errorf("exit status %d after SIGTERM, want 0", code)
+	}
+}
+
+// A command that cannot be started at all ends tender at once with the status a shell gives
+// (127 not found, 126 not executable), rather than after a crash loop, with status 1.
+func TestPoolCommandNotFound(t *testing.T) {
+	t.Parallel()
+	p := startPool(t, []string{"TENDER_WORKERS=2"}, "--", "/no/such/app")
+	if code := p.Wait(5 * time.Second); code != 127 {
+		t.Errorf("exit status %d, want 127", code)
+	}
+}
+
+// A second SIGHUP during a rolling restart keeps it one worker at a time, and rolls the
+// worker being replaced once more at the end (its new process may predate the deploy the
+// second SIGHUP is for). It used to start a second replacement at once.
+func TestPoolSecondSighupKeepsOneAtATime(t *testing.T) {
+	t.Parallel()
+	p := startPool(t, []string{"TENDER_WORKERS=3"}, "--", bin.testapp, "serve", "-delay", "400ms")
+	p.waitFor("3 ready", 10*time.Second, nReady(3))
+	p.Signal(syscall.SIGHUP)
+	time.Sleep(150 * time.Millisecond)
+	p.Signal(syscall.SIGHUP)
+	most := 0
+	st := p.waitFor("the rolling restarts done", 20*time.Second, func(st apps.Status) bool {
+		starting := 0
+		for _, w := range st.Workers {
+			if w.State == "starting" {
+				starting++
+			}
+		}
+		most = max(most, starting)
+		return len(st.Workers) == 3 && len(ready(st)) == 3 && strings.Count(p.Stderr.String(), "worker ready") >= 3+4
+	})
+	if most > 1 {
+		t.Errorf("%d workers were starting at once, want 1", most)
+	}
+	if n := strings.Count(p.Stderr.String(), "worker ready"); n != 3+4 {
+		t.Errorf("%d workers became ready, want 3 and then 4 (the one rolled at the second SIGHUP, again): %v", n, st)
+	}
+	p.Signal(syscall.SIGTERM)
+	p.Wait(15 * time.Second)
+}
