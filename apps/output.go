@@ -150,6 +150,11 @@ func copyLines(r io.Reader, out *Output, tail *Tail) {
 			line = append(long, line...)
 			long = nil
 		}
+		if n := len(line); n > 0 && line[n-1] != '\n' {
+			// A piece of a line past maxLine, or the last line, unfinished: it ends here, so that
+			// nothing else is written on the same line (another worker's, tender's log).
+			line = append(line[:n:n], '\n')
+		}
 		if len(line) > 0 {
 			out.writeLine(line)
 			tail.add(line)

@@ -7,6 +7,9 @@ import (
 	"testing"
 )
 
+// Lines are passed on whole, a line past maxLine in pieces that each end in a newline, and
+// the last line too, unfinished as it was: every write ends a line, so that nothing else (another
+// worker's output, tender's log) lands inside one.
 func TestCopyLinesKeepsLinesWholeAndTheLastOnes(t *testing.T) {
 	long := strings.Repeat("x", 20000) // longer than the read buffer
 	huge := strings.Repeat("y", maxLine+10)
@@ -26,8 +29,15 @@ func TestCopyLinesKeepsLinesWholeAndTheLastOnes(t *testing.T) {
 	copyLines(strings.NewReader(in.String()), out, tail)
 	f.Seek(0, 0)
 	got, _ := io.ReadAll(f)
-	if string(got) != in.String() {
-		t.Fatalf("output changed: %d bytes in, %d out", in.Len(), len(got))
+	want := strings.Replace(in.String(), huge, huge[:maxLine]+"\n"+huge[maxLine:], 1) + "\n"
+	if string(got) != want {
+		t.Fatalf("output: %d bytes in, %d out, want %d", in.Len(), len(got), len(want))
+	}
+	end := 0
+	for i, n := range writes {
+		if end += n; got[end-1] != '\n' {
+			t.Fatalf("write %d (%d bytes) does not end a line", i, n)
+		}
 	}
 	// 30 short lines, the long one whole, the huge one in pieces, the last line.
 	if writes[30] != len(long)+1 {
