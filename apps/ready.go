@@ -113,11 +113,18 @@ func probeHealth(port int, http bool, timeout time.Duration) error {
 		if _, err := c.Write([]byte("OPTIONS * HTTP/1.1\r\nHost: tender\r\nConnection: close\r\n\r\n")); err != nil {
 			return err
 		}
-		var b [1]byte
+		var b [512]byte
 		if _, err := c.Read(b[:]); err != nil {
 			return fmt.Errorf("no answer to OPTIONS *: %w", err)
 		}
-		return nil
+		// The rest of the answer, up to the worker's close (Connection: close), so that closing
+		// first does not reset the connection under the worker, which would log an error for
+		// every probe. A worker slow to close costs the probe at most the rest of its timeout.
+		for {
+			if _, err := c.Read(b[:]); err != nil {
+				return nil
+			}
+		}
 	}
 	deadline := time.Now().Add(timeout)
 	for {

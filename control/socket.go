@@ -93,6 +93,10 @@ func listenAt(path string) (*net.UnixListener, error) {
 	if st.Mode&unix.S_IFMT != unix.S_IFDIR || (int(st.Uid) != os.Getuid() && st.Uid != 0) {
 		return nil, fmt.Errorf("%s is not a directory owned by uid %d or root", dir, os.Getuid())
 	}
+	// Nor one where others may replace the socket: writable by them without the sticky bit.
+	if st.Mode&0o022 != 0 && st.Mode&unix.S_ISVTX == 0 {
+		return nil, fmt.Errorf("%s is writable by others (mode %#o)", dir, st.Mode&0o7777)
+	}
 	if _, err := os.Lstat(path); err == nil {
 		if c, err := net.DialTimeout("unix", path, 200*time.Millisecond); err == nil {
 			c.Close()
