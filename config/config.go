@@ -314,10 +314,18 @@ func unknownVars(env map[string]string) []string {
 
 // closest returns the name nearest to s by edit distance, or "" when none is near enough to
 // be a likely typo.
+// closest is the known name nearest s, or "" when none is near: the part after TENDER_ at
+// most a third wrong, or one a start of the other (TENDER_MEMORY for TENDER_MEMORY_LIMIT).
 func closest(s string, names []string) string {
-	best, bestDist := "", len(s)/2+1
+	s = strings.TrimPrefix(s, "TENDER_")
+	best, bestDist := "", len(s)/3+1
 	for _, n := range names {
-		if d := editDistance(s, n); d < bestDist {
+		name := strings.TrimPrefix(n, "TENDER_")
+		d := editDistance(s, name)
+		if len(s) >= 4 && len(name) >= 4 && (strings.HasPrefix(name, s) || strings.HasPrefix(s, name)) {
+			d = 0
+		}
+		if d < bestDist {
 			best, bestDist = n, d
 		}
 	}

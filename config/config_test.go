@@ -203,6 +203,12 @@ func TestUnknownVariablesAreWarnings(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := strings.Join(c.Warnings, "\n")
+	// No suggestion far off: TENDER_FOO is no TENDER_CONTROL, TENDER_MEMORY no TENDER_RESTART.
+	for in, want := range map[string]string{"TENDER_MEMORY": "TENDER_MEMORY_LIMIT", "TENDER_FOO": "", "TENDER_WORKER": "TENDER_WORKERS", "TENDER_LOGLEVEL": "TENDER_LOG_LEVEL"} {
+		if near := closest(in, names()); near != want {
+			t.Errorf("closest(%s) = %q, want %q", in, near, want)
+		}
+	}
 	if len(c.Warnings) != 2 || !strings.Contains(got, "did you mean TENDER_KILL_GRACE?") ||
 		!strings.Contains(got, "TENDER_ZZZZZZZZZZZZZZZZZZ is ignored") || strings.Contains(got, "TENDER_ZZZZZZZZZZZZZZZZZZ is ignored; did") {
 		t.Errorf("warnings:\n%s", got)
@@ -234,4 +240,12 @@ func TestRemapExit(t *testing.T) {
 			t.Errorf("RemapExit(%d) = %d, want %d", in, got, want)
 		}
 	}
+}
+
+func names() []string {
+	var out []string
+	for _, v := range vars {
+		out = append(out, v.env())
+	}
+	return out
 }
