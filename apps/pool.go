@@ -472,12 +472,12 @@ func (p *Pool) signalStop(w *worker) {
 	if p.stopping {
 		grace = max(min(grace, time.Until(p.stopDeadline)), 0)
 	}
-	p.log.Debug("stopping worker", "id", w.slot.id, "pid", w.pid, "kill_after", grace)
+	p.log.Debug("stopping worker", "id", w.slot.id, "pid", w.pid, "kill_after", grace.Round(time.Millisecond))
 	_ = reaper.Signal(w.pid, unix.SIGTERM, true)
 	time.AfterFunc(grace, func() {
 		p.post(func() {
 			if p.workers[w] {
-				p.log.Warn("worker did not stop on SIGTERM; sending SIGKILL", "id", w.slot.id, "pid", w.pid, "after", grace)
+				p.log.Warn("worker did not stop on SIGTERM; sending SIGKILL", "id", w.slot.id, "pid", w.pid, "after", grace.Round(time.Millisecond))
 				_ = reaper.Signal(w.pid, unix.SIGKILL, true)
 			}
 		})
