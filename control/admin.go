@@ -79,8 +79,9 @@ func (a *Admin) answer(c net.Conn) {
 		b, _ := json.MarshalIndent(a.src.Status(), "", "  ")
 		reply(c, 200, "application/json", append(b, '\n'), head)
 	case "/metrics":
-		var buf bytes.Buffer
-		statusMetrics(a.src.Status()).WritePrometheus(&buf)
+		var own, buf bytes.Buffer
+		statusMetrics(a.src.Status()).WritePrometheus(&own)
+		writeWithTypes(&buf, own.Bytes())
 		metrics.WriteProcessMetrics(&buf)
 		reply(c, 200, "text/plain; version=0.0.4", buf.Bytes(), head)
 	default:
@@ -156,6 +157,33 @@ func statusMetrics(st apps.Status) *metrics.Set {
 	gauge(set, "tender_queue_length", float64(st.Queue))
 	gauge(set, "tender_oom_score_adj", float64(st.Tender.OOMScoreAdj))
 	return set
+}
+
+// families are tender's own metrics: their type and what they mean, for # TYPE and # HELP.
+var families = map[string][2]string{
+	"tender_worker_sessions":        {"gauge", "Sessions in flight on the worker."},
+	"tender_worker_processed_total": {"counter", "Sessions the worker has finished."},
+	"tender_worker_uptime_seconds":  {"gauge", "Seconds since the worker started."},
+	"tender_worker_rss_bytes":       {"gauge", "The worker's resident set size."},
+	"tender_worker_oom_score_adj":   {"gauge", "The worker's oom_score_adj."},
+	"tender_worker_restarts_total":  {"counter", "Restarts of the worker's slot."},
+	"tender_workers":                {"gauge", "Workers by state."},
+	"tender_queue_length":           {"gauge", "Sessions waiting for a worker."},
+	"tender_oom_score_adj":          {"gauge", "tender's own oom_score_adj."},
+}
+
+// writeWithTypes writes metrics, sorted by name as metrics.Set writes them, with # HELP and
+// # TYPE before the first line of each of tender's families.
+func writeWithTypes(w *bytes.Buffer, metricLines []byte) {
+	last := ""
+	for _, line := range bytes.SplitAfter(metricLines, []byte("\n")) {
+		name := string(line[:max(bytes.IndexAny(line, "{ "), 0)])
+		if f, ok := families[name]; ok && name != last {
+			fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s %s\n", name, f[1], name, f[0])
+			last = name
+		}
+		w.Write(line)
+	}
 }
 
 func gauge(set *metrics.Set, name string, v float64) {

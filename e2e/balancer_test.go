@@ -516,6 +516,9 @@ func metric(t *testing.T, admin, name string) float64 {
 		t.Fatalf("/metrics has no %s", name)
 	}
 	m := fam.Metric[0]
+	if strings.HasPrefix(name, "tender_") && (m.Untyped != nil || fam.GetHelp() == "") {
+		t.Errorf("/metrics has no # TYPE or # HELP for %s", name)
+	}
 	switch {
 	case m.Gauge != nil:
 		return m.Gauge.GetValue()
