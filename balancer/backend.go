@@ -49,6 +49,12 @@ type upstream struct {
 	br        *bufio.Reader
 	idleSince time.Time
 	reused    bool // it served a request before: it may have been closed by the worker since
+
+	// raw and peekFn let quiet look at the socket without an allocation per reuse; open is
+	// peekFn's answer.
+	raw    syscall.RawConn
+	peekFn func(fd uintptr) bool
+	open   bool
 }
 
 const (
@@ -62,25 +68,40 @@ const (
 )
 
 // connect returns an idle connection to the backend that is still open and quiet, or a new one.
+// The newest idle connection is taken first: it is the likeliest to be still open. The socket
+// is peeked outside the lock, so that sessions to the same worker do not queue on a system call.
 func (b *Backend) connect() (*upstream, error) {
 	now := time.Now()
-	b.mu.Lock()
-	for len(b.idle) > 0 {
-		u := b.idle[len(b.idle)-1]
-		b.idle = b.idle[:len(b.idle)-1]
-		if now.Sub(u.idleSince) < idleTTL && quiet(u.conn) {
+	for {
+		b.mu.Lock()
+		n := len(b.idle)
+		if n == 0 {
 			b.mu.Unlock()
+			break
+		}
+		u := b.idle[n-1]
+		b.idle[n-1] = nil
+		b.idle = b.idle[:n-1]
+		b.mu.Unlock()
+		if now.Sub(u.idleSince) < idleTTL && u.quiet() {
 			u.reused = true
 			return u, nil
 		}
 		u.conn.Close()
 	}
-	b.mu.Unlock()
 	c, err := net.DialTimeout("tcp", b.Addr, dialTimeout)
 	if err != nil {
 		return nil, err
 	}
-	return &upstream{conn: c, br: bufio.NewReaderSize(c, 16<<10)}, nil
+	u := &upstream{conn: c, br: bufio.NewReaderSize(c, 16<<10)}
+	if sc, ok := c.(syscall.Conn); ok {
+		if u.raw, err = sc.SyscallConn(); err != nil {
+			c.Close()
+			return nil, err
+		}
+		u.peekFn = u.peek
+	}
+	return u, nil
 }
 
 // release keeps u for reuse, or closes it. A connection with bytes beyond the response it
@@ -121,21 +142,18 @@ func (b *Backend) dropIdle() {
 // quiet reports whether an idle connection is still open with nothing to read: a worker that
 // closed it while idle, or sent bytes nobody asked for, would otherwise have the next request
 // sent into a closed connection, or answered with those bytes.
-func quiet(c net.Conn) bool {
-	sc, ok := c.(syscall.Conn)
-	if !ok {
+func (u *upstream) quiet() bool {
+	if u.raw == nil {
 		return true
 	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
-		return false
-	}
-	open := false
-	err = rc.Read(func(fd uintptr) bool {
-		var b [1]byte
-		_, _, err := unix.Recvfrom(int(fd), b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
-		open = err == unix.EAGAIN
-		return true
-	})
-	return err == nil && open
+	u.open = false
+	return u.raw.Read(u.peekFn) == nil && u.open
+}
+
+// peek is quiet's look at the socket: open when a read would have to wait.
+func (u *upstream) peek(fd uintptr) bool {
+	var b [1]byte
+	_, _, err := unix.Recvfrom(int(fd), b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
+	u.open = err == unix.EAGAIN
+	return true
 }

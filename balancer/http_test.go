@@ -166,6 +166,29 @@ func TestUnansweredRequestIsRetriedOnlyWhenIdempotent(t *testing.T) {
 	}
 }
 
+// A kept-alive connection the worker closed while idle is not used again: a POST, which cannot
+// be retried, goes on a new connection and is answered.
+func TestIdleConnectionClosedByTheWorkerIsNotReused(t *testing.T) {
+	w := startRawWorker(t, func(r *http.Request, c net.Conn) bool {
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+		return false // closes the connection without saying so in the response
+	})
+	b := startBalancer(t, Config{}, w)
+	for i := 0; i < 3; i++ {
+		if got := roundTrip(t, b, "GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"); statusOf(got) != "HTTP/1.1 200 OK" {
+			t.Fatalf("GET: %q", got)
+		}
+		time.Sleep(20 * time.Millisecond) // the worker's FIN arrives
+		got := roundTrip(t, b, "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello")
+		if statusOf(got) != "HTTP/1.1 200 OK" {
+			t.Fatalf("POST after the worker closed the idle connection: %q", got)
+		}
+	}
+	if n := w.conns.Load(); n != 6 {
+		t.Errorf("the worker saw %d connections, want 6 (one per request)", n)
+	}
+}
+
 // A malformed response is a 502, not a reason to ask again; so is a 101 nobody asked for.
 func TestMalformedResponseIsNotRetried(t *testing.T) {
 	for path, resp := range map[string]string{
