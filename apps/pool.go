@@ -163,18 +163,28 @@ func (p *Pool) Run(signals <-chan os.Signal) int {
 	for i := 0; i < p.cfg.Workers; i++ {
 		p.addSlot()
 	}
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
+	tick := time.NewTimer(time.Hour)
+	tick.Stop()
+	var due time.Time // when tick fires; zero while it is stopped
 	lastCheck := time.Now()
 	for {
+		// Armed for the next look that is due, and not pushed back by every event.
+		if every := p.tickEvery(); every == 0 {
+			tick.Stop()
+			due = time.Time{}
+		} else if at := time.Now().Add(every); due.IsZero() || at.Before(due) {
+			tick.Reset(every)
+			due = at
+		}
 		select {
 		case sig := <-signals:
 			p.onSignal(sig.(syscall.Signal))
 		case fn := <-p.events:
 			fn()
 		case now := <-tick.C:
+			due = time.Time{}
 			p.endDrains(now)
-			if now.Sub(lastCheck) >= 500*time.Millisecond {
+			if now.Sub(lastCheck) >= recycleCheck {
 				lastCheck = now
 				p.recycleWhereDue()
 			}
@@ -187,6 +197,31 @@ func (p *Pool) Run(signals <-chan os.Signal) int {
 			return p.exitCode
 		}
 	}
+}
+
+// How often the pool looks at its workers when something may be due: a draining worker's
+// sessions may be done, tender may be past its stop deadline, a worker past its memory or
+// request limit. An idle pool with nothing of that kind does not wake at all.
+const (
+	drainCheck   = 20 * time.Millisecond
+	recycleCheck = 500 * time.Millisecond
+)
+
+// tickEvery is how long Run may sleep before its next look at the workers; 0 for as long as
+// nothing happens.
+func (p *Pool) tickEvery() time.Duration {
+	if p.stopping {
+		return drainCheck
+	}
+	for w := range p.workers {
+		if w.state == Draining {
+			return drainCheck
+		}
+	}
+	if p.cfg.MemoryLimit > 0 || p.cfg.MaxRequests > 0 {
+		return recycleCheck
+	}
+	return 0
 }
 
 // Left is how long remains of the graceful stop: what is left of the container after the

@@ -170,6 +170,46 @@ func TestPoolStartsWorkersAndReplacesAKilledOne(t *testing.T) {
 	}
 }
 
+// An idle pool, balancer included, does not wake: no timer ticks while no worker drains and
+// nothing is to be recycled (a 20 ms tick used to wake tender 50 times a second, for ever).
+func TestIdlePoolSleeps(t *testing.T) {
+	t.Parallel()
+	p := startPool(t, []string{"TENDER_WORKERS=2", "TENDER_LISTEN=127.0.0.1:" + freePort(t)}, "--", bin.testapp, "serve")
+	p.waitFor("2 ready workers", 10*time.Second, nReady(2))
+	pid := p.TenderPid()
+	time.Sleep(300 * time.Millisecond) // the Go runtime's monitor winds down
+	before := contextSwitches(t, pid)
+	time.Sleep(time.Second)
+	woke := contextSwitches(t, pid) - before
+	if woke > 10 {
+		t.Errorf("idle tender was switched to %d times in a second, want almost never", woke)
+	}
+	t.Logf("idle tender was switched to %d times in a second", woke)
+}
+
+// contextSwitches is the number of times the threads of pid gave up or lost the CPU.
+func contextSwitches(t *testing.T, pid int) int {
+	t.Helper()
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, task := range tasks {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/status", pid, task.Name()))
+		if err != nil {
+			continue // the thread ended
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if k, v, ok := strings.Cut(line, ":"); ok && strings.HasSuffix(k, "ctxt_switches") {
+				c, _ := strconv.Atoi(strings.TrimSpace(v))
+				n += c
+			}
+		}
+	}
+	return n
+}
+
 // killInNamespace sends sig to the process that tender's namespace calls pid.
 func killInNamespace(t *testing.T, r *Run, nsPid int, sig syscall.Signal) {
 	t.Helper()
