@@ -105,11 +105,10 @@ func (l *loop) post(fn func()) {
 }
 
 // serveLoop hands a connected client and worker to an event loop, which calls release once
-// both directions are over. The loop takes their fds over: client and worker are closed here
-// either way.
+// both directions are over. The loop takes copies of their fds, and client and worker are
+// closed here; on an error (no descriptor left for a copy, say) they are left open, for the
+// caller to copy the bytes another way.
 func serveLoop(client, worker net.Conn, linger time.Duration, release func()) error {
-	defer client.Close()
-	defer worker.Close()
 	l, err := pickLoop()
 	if err != nil {
 		return err
@@ -123,6 +122,8 @@ func serveLoop(client, worker net.Conn, linger time.Duration, release func()) er
 		unix.Close(cfd)
 		return err
 	}
+	client.Close()
+	worker.Close()
 	s := &tcpSession{release: release, linger: linger}
 	s.ends[0] = end{s: s, fd: cfd}
 	s.ends[1] = end{s: s, fd: wfd}

@@ -133,3 +133,31 @@ func TestLoopReset(t *testing.T) {
 	io.ReadAll(c)
 	waitReleased(t, released)
 }
+
+// A session the loop cannot take (no descriptor left for its copy of the worker's, here a
+// worker that is no socket) is left open for the copy by goroutines, not closed under it:
+// tender short of descriptors reset the clients it could not hand over.
+func TestLoopLeavesWhatItCannotTake(t *testing.T) {
+	a, b := tcpPair(t)
+	defer a.Close()
+	w, tenderSide := net.Pipe()
+	defer w.Close()
+	if err := serveLoop(b, tenderSide, time.Second, func() {}); err == nil {
+		t.Fatal("serveLoop took a worker that is no socket")
+	}
+	go pipe(b, tenderSide, time.Second)
+	go func() {
+		buf := make([]byte, 5)
+		if _, err := io.ReadFull(w, buf); err == nil {
+			w.Write(bytes.ToUpper(buf))
+		}
+	}()
+	a.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := a.Write([]byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, 5)
+	if _, err := io.ReadFull(a, got); err != nil || string(got) != "HELLO" {
+		t.Fatalf("got %q, %v through the fallback copy", got, err)
+	}
+}
