@@ -34,6 +34,12 @@ type Balancer struct {
 	closing atomic.Bool
 	mu      sync.Mutex
 	conns   map[*httpConn]struct{} // HTTP clients, to wake the idle ones at Close
+
+	warnAccept, warnShort rareWarn
+	// slots bounds the client connections held at once when descriptors are few; nil for no
+	// bound. stopped is closed by Close, to end a wait for a slot.
+	slots   clientSlots
+	stopped chan struct{}
 }
 
 // Listen opens the front socket. A unix socket left by a tender that is gone is replaced.
@@ -52,11 +58,13 @@ func Listen(cfg Config, log hclog.Logger) (*Balancer, error) {
 		return nil, fmt.Errorf("TENDER_LISTEN=%s: %w", cfg.Addr, err)
 	}
 	return &Balancer{
-		cfg:    cfg,
-		router: NewRouter(cfg.Concurrency, cfg.QueueSize, cfg.QueueTimeout),
-		ln:     ln,
-		log:    log,
-		conns:  map[*httpConn]struct{}{},
+		cfg:     cfg,
+		router:  NewRouter(cfg.Concurrency, cfg.QueueSize, cfg.QueueTimeout),
+		ln:      ln,
+		log:     log,
+		conns:   map[*httpConn]struct{}{},
+		slots:   newClientSlots(),
+		stopped: make(chan struct{}),
 	}, nil
 }
 
@@ -64,21 +72,36 @@ func Listen(cfg Config, log hclog.Logger) (*Balancer, error) {
 func (b *Balancer) Addr() net.Addr { return b.ln.Addr() }
 
 // Serve accepts sessions until Close.
+// A failed accept (out of descriptors, say) is tried again after a pause that doubles up to
+// a second: the clients wait in the kernel's backlog meanwhile, and tender does not spin.
 func (b *Balancer) Serve() {
+	var pause time.Duration
 	for {
+		if !b.slots.take(b.stopped) {
+			return
+		}
 		c, err := b.ln.Accept()
 		if err != nil {
+			b.slots.give()
 			if b.closing.Load() || errors.Is(err, net.ErrClosed) {
 				return
 			}
-			b.log.Warn("accept failed", "error", err)
-			time.Sleep(10 * time.Millisecond) // out of fds, say: do not spin
+			if isShort(err) {
+				b.router.DropIdle()
+			}
+			pause = min(max(2*pause, shortPause), acceptPauseMax)
+			b.warnAccept.Warn(b.log, "accept failed; trying again", "error", err, "pause", pause)
+			time.Sleep(pause)
 			continue
 		}
+		pause = 0
 		if b.cfg.HTTP {
-			go b.serveHTTP(c)
+			go func() {
+				defer b.slots.give()
+				b.serveHTTP(c)
+			}()
 		} else {
-			go b.serveTCP(c)
+			go b.serveTCP(c, sync.OnceFunc(b.slots.give))
 		}
 	}
 }
@@ -95,6 +118,7 @@ func (b *Balancer) Close() {
 		return
 	}
 	b.ln.Close()
+	close(b.stopped)
 	b.router.Close()
 	b.mu.Lock()
 	for hc := range b.conns {
@@ -107,10 +131,17 @@ func (b *Balancer) Close() {
 
 // serveTCP is one TCP session: the connection goes to the least busy worker, retried on
 // another one when the connect fails, and an event loop copies the bytes both ways until both
-// sides are done.
-func (b *Balancer) serveTCP(client net.Conn) {
-	defer client.Close()
+// sides are done. free gives the session's client slot back, once both sides are closed.
+func (b *Balancer) serveTCP(client net.Conn, free func()) {
+	served := false // release frees the slot
+	defer func() {
+		client.Close()
+		if !served {
+			free()
+		}
+	}()
 	var tried []*Backend
+	short := shortage{b: b}
 	for {
 		be, err := b.router.Acquire(tried)
 		if err != nil {
@@ -120,11 +151,22 @@ func (b *Balancer) serveTCP(client net.Conn) {
 		up, err := net.DialTimeout("tcp", be.Addr, dialTimeout)
 		if err != nil {
 			b.router.Release(be, false)
+			if isShort(err) {
+				if !short.Wait(err) {
+					b.log.Debug("refusing a connection", "why", err)
+					return
+				}
+				continue
+			}
 			tried = append(tried, be)
 			b.log.Debug("connect to worker failed; trying another", "worker", be.ID, "error", err)
 			continue
 		}
-		release := func() { b.router.Release(be, true) }
+		served = true
+		release := func() {
+			b.router.Release(be, true)
+			free()
+		}
 		if err := serveLoop(client, up, b.cfg.ClientTimeout, release); err != nil {
 			b.log.Debug("no event loop; copying with goroutines", "error", err)
 			pipe(client, up, b.cfg.ClientTimeout)

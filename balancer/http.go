@@ -118,6 +118,7 @@ func (hc *httpConn) forward() bool {
 	idempotent := isIdempotent(req.method)
 
 	var tried []*Backend
+	short := shortage{b: hc.b}
 	for attempt := 1; ; attempt++ {
 		be, err := hc.b.router.Acquire(tried)
 		if err != nil {
@@ -133,6 +134,14 @@ func (hc *httpConn) forward() bool {
 			}
 		}
 		hc.b.router.Release(be, false)
+		if err != nil && isShort(err) { // tender's shortage, no failed attempt of the worker's
+			if !short.Wait(err) {
+				hc.fail(&httpError{503, "Service Unavailable: tender cannot connect to a worker: " + errnoText(err)})
+				return false
+			}
+			attempt--
+			continue
+		}
 		// A connect that failed, or a fresh connection that broke: that worker is in trouble
 		// (it just died, say) and the next try goes elsewhere. A reused connection that broke
 		// was most likely closed by the worker just now: try again, maybe the same worker.

@@ -54,6 +54,16 @@ func (r *Router) Remove(b *Backend) {
 	b.closeIdle()
 }
 
+// DropIdle closes the idle connections to every backend, to give their descriptors back.
+func (r *Router) DropIdle() {
+	r.mu.Lock()
+	backends := slices.Clone(r.backends)
+	r.mu.Unlock()
+	for _, b := range backends {
+		b.dropIdle()
+	}
+}
+
 // QueueLen is the number of sessions waiting for a worker.
 func (r *Router) QueueLen() int {
 	r.mu.Lock()

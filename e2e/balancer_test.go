@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -659,6 +660,47 @@ func TestGracefulStopFinishesSessions(t *testing.T) {
 			}
 			if took := time.Since(start); took > 4*time.Second {
 				t.Errorf("stopping took %v", took)
+			}
+		})
+	}
+}
+
+// tender short of descriptors (RLIMIT_NOFILE 64, with 40 sessions of two descriptors each at
+// once) loses no session: it holds as many clients as it can connect on, the others wait in
+// the kernel's accept queue, and a connect that fails for want of a descriptor is tried again
+// rather than blamed on the worker (which once left sessions queued for a worker they had
+// excluded, all idle, until TENDER_QUEUE_TIMEOUT).
+func TestFewDescriptorsLoseNoSession(t *testing.T) {
+	for _, protocol := range []string{"http", "tcp"} {
+		t.Run(protocol, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			ctl, addr := filepath.Join(dir, "control.sock"), "127.0.0.1:"+freePort(t)
+			env := []string{"TENDER_CONTROL=" + ctl, "TENDER_LISTEN=" + addr, "TENDER_PROTOCOL=" + protocol,
+				"TENDER_WORKERS=2", "TENDER_QUEUE_TIMEOUT=5s"}
+			run := startTenderFrom(t, "ulimit -n 64", AsPID1, env, "--", bin.testapp, "serve")
+			f := &Front{Pool: &Pool{Run: run, Control: ctl, Dir: dir}, Addr: addr}
+			f.waitFor("2 ready", 10*time.Second, nReady(2))
+
+			client := &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+			codes := make([]int, 40)
+			errs := make([]error, len(codes))
+			var wg sync.WaitGroup
+			for i := range codes {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					codes[i], _, errs[i] = f.get(client, "/hold?ms=300")
+				}()
+			}
+			wg.Wait()
+			for i := range codes {
+				if codes[i] != 200 {
+					t.Errorf("session %d: status %d, error %v", i, codes[i], errs[i])
+				}
+			}
+			if n := strings.Count(f.Stderr.String(), "accept failed"); n > 2 {
+				t.Errorf("%d warnings of a failed accept: want them rare\n%s", n, f.Stderr)
 			}
 		})
 	}
