@@ -193,7 +193,9 @@ func WatchOOMKills() *OOMWatch {
 	return w
 }
 
-// Struck reports whether the cgroup's OOM kill count grew since the last call.
+// Struck is asked for a process that SIGKILL ended: it reports whether the cgroup's OOM kill
+// count has a kill not yet accounted for, and accounts one. Workers killed together are each
+// reported; a kill of another process of the cgroup may still be taken for a later SIGKILL.
 func (w *OOMWatch) Struck() bool {
 	if w == nil {
 		return false
@@ -202,8 +204,9 @@ func (w *OOMWatch) Struck() bool {
 	if !w.ok {
 		return false
 	}
-	n, ok := w.cg.OOMKills()
-	struck := ok && n > w.seen
-	w.seen = n
-	return struck
+	if n, ok := w.cg.OOMKills(); !ok || n <= w.seen {
+		return false
+	}
+	w.seen++
+	return true
 }

@@ -1,6 +1,7 @@
 package capabilities
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -99,5 +100,30 @@ func TestCgroupLimitsAndOOMKills(t *testing.T) {
 	}
 	if _, ok := (Cgroup{}).OOMKills(); ok {
 		t.Error("OOM kills without a cgroup, want none")
+	}
+}
+
+// Each OOM kill is reported once, to one SIGKILLed process: two workers killed together are
+// both reported (taking the count at once reported only the first).
+func TestOOMWatchAccountsOneKillEach(t *testing.T) {
+	dir := t.TempDir()
+	events := filepath.Join(dir, "memory.events")
+	setKills := func(n int) {
+		if err := os.WriteFile(events, fmt.Appendf(nil, "oom 1\noom_kill %d\n", n), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	setKills(1)
+	w := &OOMWatch{cg: Cgroup{2, dir, dir}, read: make(chan struct{}), seen: 1, ok: true}
+	close(w.read)
+	if w.Struck() {
+		t.Fatal("struck with no kill since the start")
+	}
+	setKills(3)
+	if !w.Struck() || !w.Struck() {
+		t.Fatal("two kills, not both reported")
+	}
+	if w.Struck() {
+		t.Fatal("a third SIGKILL taken for an OOM kill")
 	}
 }
