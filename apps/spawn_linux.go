@@ -171,6 +171,13 @@ func (s *Spawner) prepare(sp Spawn) (*launch, error) {
 		if u.Umask != nil {
 			l.user.umask = int(*u.Umask)
 		}
+		// The kernel empties the permitted, effective and ambient sets of a process that
+		// leaves uid 0, but not the inheritable one: a full one (as older Docker gave) would
+		// give its capabilities back on the exec of a program with file capabilities
+		// (CVE-2022-24769). A non-root app without TENDER_APP_CAPS gets every set empty.
+		if u.UID != 0 && l.caps == nil {
+			l.caps = &capSets{header: unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}}
+		}
 	}
 	return l, nil
 }

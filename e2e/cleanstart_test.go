@@ -170,6 +170,22 @@ func TestAppCapabilitiesUserAndLimits(t *testing.T) {
 			r.Wait(10 * time.Second)
 		})
 	}
+	// An inheritable set tender was given (older Docker filled it) does not reach a non-root
+	// app, where a program with file capabilities would turn it back into capabilities.
+	t.Run("a non-root user inherits no inheritable set", func(t *testing.T) {
+		t.Parallel()
+		r := startTenderFrom(t, `exec setpriv --inh-caps=+kill,+net_bind_service -- "$@"`, AsPID1,
+			[]string{"TENDER_APP_USER=65534:65534"}, "--", "/bin/sleep", "36")
+		if st := procStatus(t, r.TenderPid()); st["CapInh"] != kept {
+			t.Fatalf("tender's CapInh is %q: the test's set-up did not fill it", st["CapInh"])
+		}
+		app := appBelow(t, r, "sleep 36")
+		if st := procStatus(t, app.Pid); st["CapInh"] != capMask() || st["CapPrm"] != capMask() || st["CapAmb"] != capMask() {
+			t.Errorf("the app's CapInh %s, CapPrm %s, CapAmb %s: want none", st["CapInh"], st["CapPrm"], st["CapAmb"])
+		}
+		r.Signal(syscall.SIGTERM)
+		r.Wait(10 * time.Second)
+	})
 	t.Run("nofile", func(t *testing.T) {
 		t.Parallel()
 		r := startTender(t, AsPID1, []string{"TENDER_APP_NOFILE=512:1024"}, "--", "/bin/sleep", "33")
