@@ -49,9 +49,10 @@ type rlimitSet struct {
 }
 
 type ids struct {
-	groups   []uint32
-	gid, uid uintptr
-	umask    int // -1 leaves it
+	groups     []uint32
+	sameGroups bool // groups are tender's own: not set again
+	gid, uid   uintptr
+	umask      int // -1 leaves it
 }
 
 type capSets struct {
@@ -254,7 +255,9 @@ func forkChild1(l *launch) (pid uintptr, errno syscall.Errno) {
 			}
 		}
 		failIdx = 0
-		if len(l.user.groups) == 0 {
+		if l.user.sameGroups {
+			err = 0
+		} else if len(l.user.groups) == 0 {
 			_, _, err = syscall.RawSyscall(sysSetgroups, 0, 0, 0)
 		} else {
 			_, _, err = syscall.RawSyscall(sysSetgroups, uintptr(len(l.user.groups)), uintptr(unsafe.Pointer(&l.user.groups[0])), 0)

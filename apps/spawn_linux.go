@@ -7,6 +7,7 @@ import (
 	"math/bits"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -168,6 +169,9 @@ func (s *Spawner) prepare(sp Spawn) (*launch, error) {
 	}
 	if u := plan.User; u != nil {
 		l.user = &ids{groups: u.AdditionalGids, gid: uintptr(u.GID), uid: uintptr(u.UID), umask: -1}
+		// The groups tender has already are not set again: setgroups needs CAP_SETGID even
+		// then, which a tender running as the app's own user does not have.
+		l.user.sameGroups = sameGroups(u.AdditionalGids)
 		if u.Umask != nil {
 			l.user.umask = int(*u.Umask)
 		}
@@ -180,6 +184,20 @@ func (s *Spawner) prepare(sp Spawn) (*launch, error) {
 		}
 	}
 	return l, nil
+}
+
+// sameGroups reports whether gids are this process's supplementary groups, in any order.
+func sameGroups(gids []uint32) bool {
+	own, err := unix.Getgroups()
+	if err != nil || len(own) != len(gids) {
+		return false
+	}
+	for _, g := range gids {
+		if !slices.Contains(own, int(g)) {
+			return false
+		}
+	}
+	return true
 }
 
 // rlimits are the plan's limits, and RLIMIT_NOFILE back to what tender was started with where

@@ -186,6 +186,19 @@ func TestAppCapabilitiesUserAndLimits(t *testing.T) {
 		r.Signal(syscall.SIGTERM)
 		r.Wait(10 * time.Second)
 	})
+	// tender running as the app's own user, without capabilities, starts it: it does not ask
+	// for the groups it has already (setgroups needs CAP_SETGID even so).
+	t.Run("the user tender is already", func(t *testing.T) {
+		t.Parallel()
+		needRoot(t)
+		cmd := exec.Command(bin.tender, "--", "/bin/sh", "-c", "exit 7")
+		cmd.Env = append(cleanEnv(), "TENDER_APP_USER=65534:65534")
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534, Groups: []uint32{}}}
+		out, err := cmd.CombinedOutput()
+		if code := exitCode(cmd.ProcessState, err); code != 7 {
+			t.Errorf("exit status %d, want the app's 7:\n%s", code, out)
+		}
+	})
 	t.Run("nofile", func(t *testing.T) {
 		t.Parallel()
 		r := startTender(t, AsPID1, []string{"TENDER_APP_NOFILE=512:1024"}, "--", "/bin/sleep", "33")
