@@ -65,7 +65,10 @@ type tcpSession struct {
 	ends    [2]end // 0: the client, 1: the worker
 	release func() // ends the session in the router
 	linger  time.Duration
-	closed  bool
+	// lingering closes the session linger after the worker finished; stopped when it closes
+	// first, or it would keep the session, and its memory, that long.
+	lingering *time.Timer
+	closed    bool
 }
 
 // end is one connection of a session, and the direction that reads from it.
@@ -305,8 +308,8 @@ func (l *loop) readEOF(e *end) {
 		l.close(s)
 		return
 	}
-	if e == &s.ends[1] {
-		time.AfterFunc(s.linger, func() { l.post(func() { l.close(s) }) })
+	if e == &s.ends[1] && s.lingering == nil {
+		s.lingering = time.AfterFunc(s.linger, func() { l.post(func() { l.close(s) }) })
 	}
 }
 
@@ -317,6 +320,9 @@ func (l *loop) close(s *tcpSession) {
 		return
 	}
 	s.closed = true
+	if s.lingering != nil {
+		s.lingering.Stop()
+	}
 	for i := range s.ends {
 		e := &s.ends[i]
 		if l.ends[int32(e.fd)] == e {

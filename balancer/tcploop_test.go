@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"io"
 	"net"
+	"runtime"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -159,5 +160,54 @@ func TestLoopLeavesWhatItCannotTake(t *testing.T) {
 	got := make([]byte, 5)
 	if _, err := io.ReadFull(a, got); err != nil || string(got) != "HELLO" {
 		t.Fatalf("got %q, %v through the fallback copy", got, err)
+	}
+}
+
+// A session the worker ended first, and then the client, is let go at once: the timer that
+// gives the client time to finish is stopped, or it kept every such session in memory for
+// TENDER_CLIENT_TIMEOUT (90 MB at 6,000 connections a second).
+func TestLoopLetsGoOfAClosedSession(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		c, err := ln.Accept()
+		if err == nil {
+			c.Write([]byte("bye"))
+			c.Close()
+		}
+	}()
+	a, b := tcpPair(t)
+	worker, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	freed := make(chan struct{})
+	released := &atomic.Int32{}
+	func() {
+		token := new([16]byte) // reachable only through the session's release
+		runtime.SetFinalizer(token, func(*[16]byte) { close(freed) })
+		if err := serveLoop(b, worker, time.Hour, func() { _ = token; released.Add(1) }); err != nil {
+			t.Fatal(err)
+		}
+	}()
+	a.SetDeadline(time.Now().Add(5 * time.Second))
+	if got, err := io.ReadAll(a); err != nil || string(got) != "bye" {
+		t.Fatalf("read %q, %v", got, err)
+	}
+	a.Close()
+	waitReleased(t, released)
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		runtime.GC()
+		select {
+		case <-freed:
+			return
+		case <-time.After(10 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the closed session is still held (by its linger timer)")
+		}
 	}
 }
