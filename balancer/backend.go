@@ -5,6 +5,7 @@ package balancer
 import (
 	"bufio"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -24,8 +25,12 @@ type Backend struct {
 	processed atomic.Uint64
 
 	mu     sync.Mutex
-	idle   []*upstream
+	idle   []*upstream // oldest first
 	closed bool
+	// sweep closes the idle connections past idleTTL, which a worker has likely closed on its
+	// side (each left in CLOSE-WAIT, a descriptor held for nothing); armed only while some are
+	// idle, so that an idle tender does not wake.
+	sweep *time.Timer
 }
 
 // NewBackend makes a backend that takes no sessions until SetRoutable(true).
@@ -116,7 +121,32 @@ func (b *Backend) release(u *upstream) {
 		return
 	}
 	b.idle = append(b.idle, u)
+	if b.sweep == nil {
+		b.sweep = time.AfterFunc(idleTTL, b.sweepIdle)
+	}
 	b.mu.Unlock()
+}
+
+// sweepIdle closes the idle connections past idleTTL, and comes back when the oldest of the
+// others is.
+func (b *Backend) sweepIdle() {
+	now := time.Now()
+	b.mu.Lock()
+	n := 0
+	for n < len(b.idle) && now.Sub(b.idle[n].idleSince) >= idleTTL {
+		n++
+	}
+	expired := slices.Clone(b.idle[:n])
+	b.idle = slices.Delete(b.idle, 0, n)
+	if len(b.idle) > 0 {
+		b.sweep.Reset(idleTTL - now.Sub(b.idle[0].idleSince))
+	} else {
+		b.sweep = nil
+	}
+	b.mu.Unlock()
+	for _, u := range expired {
+		u.conn.Close()
+	}
 }
 
 // closeIdle closes the idle connections and keeps no more: the backend is gone.

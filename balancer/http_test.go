@@ -17,8 +17,9 @@ import (
 // raw connection; answer returns false to close the connection. It counts the requests.
 type rawWorker struct {
 	ln    net.Listener
-	seen  atomic.Int32 // requests
-	conns atomic.Int32
+	seen   atomic.Int32 // requests
+	conns  atomic.Int32
+	closed atomic.Int32 // connections tender closed (or that ended otherwise)
 }
 
 func startRawWorker(t *testing.T, answer func(r *http.Request, c net.Conn) bool) *rawWorker {
@@ -37,6 +38,7 @@ func startRawWorker(t *testing.T, answer func(r *http.Request, c net.Conn) bool)
 			}
 			w.conns.Add(1)
 			go func() {
+				defer w.closed.Add(1)
 				defer c.Close()
 				br := bufio.NewReader(c)
 				for {
@@ -186,6 +188,33 @@ func TestIdleConnectionClosedByTheWorkerIsNotReused(t *testing.T) {
 	}
 	if n := w.conns.Load(); n != 6 {
 		t.Errorf("the worker saw %d connections, want 6 (one per request)", n)
+	}
+}
+
+// Kept-alive connections left idle past idleTTL are closed without waiting for the next
+// request: a worker that closed its side would otherwise leave them in CLOSE-WAIT, one
+// descriptor each, for as long as no request came.
+func TestIdleConnectionsAreClosedOnceStale(t *testing.T) {
+	t.Parallel()
+	w := startRawWorker(t, func(r *http.Request, c net.Conn) bool {
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+		return true
+	})
+	b := startBalancer(t, Config{}, w)
+	for i := 0; i < 3; i++ {
+		if got := roundTrip(t, b, "GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"); statusOf(got) != "HTTP/1.1 200 OK" {
+			t.Fatalf("GET: %q", got)
+		}
+	}
+	if w.conns.Load() == w.closed.Load() {
+		t.Fatal("no connection to the worker was kept alive")
+	}
+	deadline := time.Now().Add(idleTTL + 2*time.Second)
+	for w.conns.Load() != w.closed.Load() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d idle connections still open %v after their last use", w.conns.Load()-w.closed.Load(), w.conns.Load(), idleTTL+2*time.Second)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 
