@@ -16,7 +16,7 @@ import (
 // rawWorker is a worker that answers each request it reads with whatever answer writes on the
 // raw connection; answer returns false to close the connection. It counts the requests.
 type rawWorker struct {
-	ln    net.Listener
+	ln     net.Listener
 	seen   atomic.Int32 // requests
 	conns  atomic.Int32
 	closed atomic.Int32 // connections tender closed (or that ended otherwise)
