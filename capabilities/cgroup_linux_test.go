@@ -120,8 +120,8 @@ func TestOOMWatchAccountsOneKillEach(t *testing.T) {
 		t.Fatal("struck with no kill since the start")
 	}
 	setKills(3)
-	if !w.Struck() || !w.Struck() {
-		t.Fatal("two kills, not both reported")
+	if first, second := w.Struck(), w.Struck(); !first || !second {
+		t.Fatalf("two kills, reported %v and %v", first, second)
 	}
 	if w.Struck() {
 		t.Fatal("a third SIGKILL taken for an OOM kill")
