@@ -20,6 +20,7 @@ type httpConn struct {
 	ip   string
 	idle atomic.Bool // waiting for the next request: Close may let it go
 
+	cw        clientWriter
 	req, resp head
 	reqOut    []byte // the request as it goes to the worker, kept whole for a retry
 	out       []byte // a response head going to the client
@@ -40,7 +41,9 @@ const (
 )
 
 func (b *Balancer) serveHTTP(c net.Conn) {
-	hc := &httpConn{b: b, c: c, br: bufio.NewReaderSize(c, readBuf), bw: bufio.NewWriterSize(c, writeBuf)}
+	hc := &httpConn{b: b, c: c, br: bufio.NewReaderSize(c, readBuf)}
+	hc.cw = clientWriter{c: c, timeout: b.cfg.ClientTimeout}
+	hc.bw = bufio.NewWriterSize(&hc.cw, writeBuf)
 	if tcp, ok := c.RemoteAddr().(*net.TCPAddr); ok {
 		hc.ip = tcp.IP.String()
 	}
@@ -338,6 +341,7 @@ func (hc *httpConn) copyRequestBody(up *upstream) error {
 // tunnel passes bytes both ways after a 101 Switching Protocols, for as long as both sides
 // keep the connection: the whole WebSocket is one session.
 func (hc *httpConn) tunnel(up *upstream) {
+	hc.cw.setDeadline(time.Time{}) // the tunnel has timeouts of its own
 	if n := hc.br.Buffered(); n > 0 {
 		b, _ := hc.br.Peek(n)
 		if _, err := up.conn.Write(b); err != nil {
@@ -355,6 +359,33 @@ func (hc *httpConn) tunnel(up *upstream) {
 	pipe(hc.c, up.conn, hc.b.cfg.ClientTimeout)
 }
 
+// clientWriter writes to the client with a write deadline TENDER_CLIENT_TIMEOUT after the start
+// of the write, so that a client that stops reading a response is let go like one that stops
+// sending, and its worker with it (nginx's send_timeout). The deadline is moved on only once a
+// tenth of the timeout has passed: setting one costs a timer update.
+type clientWriter struct {
+	c       net.Conn
+	timeout time.Duration
+	set     time.Time // when the deadline was last moved on
+	fixed   bool      // setDeadline holds
+}
+
+func (w *clientWriter) Write(p []byte) (int, error) {
+	if w.timeout > 0 && !w.fixed {
+		if now := time.Now(); now.Sub(w.set) >= w.timeout/10 {
+			_ = w.c.SetWriteDeadline(now.Add(w.timeout))
+			w.set = now
+		}
+	}
+	return w.c.Write(p)
+}
+
+// setDeadline fixes the write deadline (zero: none) for the rest of the connection.
+func (w *clientWriter) setDeadline(t time.Time) {
+	w.fixed = true
+	_ = w.c.SetWriteDeadline(t)
+}
+
 // fail answers the client with an error of tender's own and closes the connection.
 func (hc *httpConn) fail(e *httpError) {
 	body := "tender: " + e.msg + "\n"
@@ -366,7 +397,7 @@ func (hc *httpConn) fail(e *httpError) {
 	out = strconv.AppendInt(out, int64(len(body)), 10)
 	out = append(out, "\r\nConnection: close\r\n\r\n"...)
 	out = append(out, body...)
-	_ = hc.c.SetWriteDeadline(time.Now().Add(time.Second))
+	hc.cw.setDeadline(time.Now().Add(time.Second))
 	_, _ = hc.bw.Write(out)
 	_ = hc.bw.Flush()
 }

@@ -218,6 +218,44 @@ func TestIdleConnectionsAreClosedOnceStale(t *testing.T) {
 	}
 }
 
+// A client that stops reading its response is let go after TENDER_CLIENT_TIMEOUT, and so is
+// the worker's session: a download left unread held both for as long as the client liked.
+func TestClientThatStopsReadingIsLetGo(t *testing.T) {
+	t.Parallel()
+	w := startRawWorker(t, func(r *http.Request, c net.Conn) bool {
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 1073741824\r\n\r\n")
+		io.CopyN(c, zeros{}, 1<<30)
+		return false
+	})
+	b := startBalancer(t, Config{ClientTimeout: 300 * time.Millisecond}, w)
+	c, err := net.Dial("tcp", b.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := io.WriteString(c, "GET /big HTTP/1.1\r\nHost: a\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	be := b.router.backends[0]
+	deadline := time.Now().Add(5 * time.Second)
+	for be.Sessions() == 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	for be.Sessions() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the worker's session is still held by a client that reads nothing")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) {
+	clear(p)
+	return len(p), nil
+}
+
 // A malformed response is a 502, not a reason to ask again; so is a 101 nobody asked for.
 func TestMalformedResponseIsNotRetried(t *testing.T) {
 	for path, resp := range map[string]string{

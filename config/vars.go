@@ -241,7 +241,7 @@ var vars = varTable{
 			return err
 		}},
 	{Name: "CLIENT_TIMEOUT", Default: "60s", Section: "Balancer",
-		Help: "how long a client may stay silent while sending a body, or idle between requests",
+		Help: "how long a client may stay silent while sending a body, idle between requests, or not reading its response",
 		Set: func(c *Config, s string, _ bool) (err error) {
 			c.ClientTimeout, err = parsePositiveDuration(s)
 			return err
