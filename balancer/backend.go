@@ -99,13 +99,11 @@ func (b *Backend) connect() (*upstream, error) {
 		return nil, err
 	}
 	u := &upstream{conn: c, br: bufio.NewReaderSize(c, 16<<10)}
-	if sc, ok := c.(syscall.Conn); ok {
-		if u.raw, err = sc.SyscallConn(); err != nil {
-			c.Close()
-			return nil, err
-		}
-		u.peekFn = u.peek
+	if u.raw, err = c.(syscall.Conn).SyscallConn(); err != nil {
+		c.Close()
+		return nil, err
 	}
+	u.peekFn = u.peek
 	return u, nil
 }
 
@@ -173,9 +171,6 @@ func (b *Backend) dropIdle() {
 // closed it while idle, or sent bytes nobody asked for, would otherwise have the next request
 // sent into a closed connection, or answered with those bytes.
 func (u *upstream) quiet() bool {
-	if u.raw == nil {
-		return true
-	}
 	u.open = false
 	return u.raw.Read(u.peekFn) == nil && u.open
 }

@@ -101,7 +101,7 @@ func (b *Balancer) Serve() {
 				b.serveHTTP(c)
 			}()
 		} else {
-			go b.serveTCP(c, sync.OnceFunc(b.slots.give))
+			go b.serveTCP(c, b.slots.give)
 		}
 	}
 }
@@ -131,7 +131,8 @@ func (b *Balancer) Close() {
 
 // serveTCP is one TCP session: the connection goes to the least busy worker, retried on
 // another one when the connect fails, and an event loop copies the bytes both ways until both
-// sides are done. free gives the session's client slot back, once both sides are closed.
+// sides are done. free gives the session's client slot back, once both sides are closed: here
+// when the session never got a worker, through release otherwise.
 func (b *Balancer) serveTCP(client net.Conn, free func()) {
 	served := false // release frees the slot
 	defer func() {

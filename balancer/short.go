@@ -2,13 +2,14 @@ package balancer
 
 import (
 	"errors"
-	"os"
 	"sync"
 	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"golang.org/x/sys/unix"
+
+	"github.com/tenderinit/tender/capabilities"
 )
 
 // When tender itself runs short of file descriptors (RLIMIT_NOFILE), of socket memory or of
@@ -117,10 +118,8 @@ func newClientSlots() clientSlots {
 	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &lim); err != nil || lim.Cur >= slotsUnbounded {
 		return nil
 	}
-	open := 0
-	if fds, err := os.ReadDir("/proc/self/fd"); err == nil {
-		open = len(fds)
-	}
+	fds, _ := capabilities.OpenFds()
+	open := len(fds)
 	return make(clientSlots, max((int(lim.Cur)-open-fdReserve)/2, minSlots))
 }
 

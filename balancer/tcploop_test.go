@@ -14,6 +14,13 @@ import (
 // count of released sessions.
 func through(t *testing.T, server func(net.Conn), linger time.Duration) (net.Conn, *atomic.Int32) {
 	t.Helper()
+	released := &atomic.Int32{}
+	return throughWith(t, server, linger, func() { released.Add(1) }), released
+}
+
+// throughWith is through with the session's release function of the caller's.
+func throughWith(t *testing.T, server func(net.Conn), linger time.Duration, release func()) net.Conn {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -30,11 +37,10 @@ func through(t *testing.T, server func(net.Conn), linger time.Duration) (net.Con
 	if err != nil {
 		t.Fatal(err)
 	}
-	released := &atomic.Int32{}
-	if err := serveLoop(b, worker, linger, func() { released.Add(1) }); err != nil {
+	if err := serveLoop(b, worker, linger, release); err != nil {
 		t.Fatal(err)
 	}
-	return a, released
+	return a
 }
 
 // tcpPair is two ends of a loopback connection.
@@ -167,31 +173,14 @@ func TestLoopLeavesWhatItCannotTake(t *testing.T) {
 // gives the client time to finish is stopped, or it kept every such session in memory for
 // TENDER_CLIENT_TIMEOUT (90 MB at 6,000 connections a second).
 func TestLoopLetsGoOfAClosedSession(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		c, err := ln.Accept()
-		if err == nil {
-			c.Write([]byte("bye"))
-			c.Close()
-		}
-	}()
-	a, b := tcpPair(t)
-	worker, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
 	freed := make(chan struct{})
 	released := &atomic.Int32{}
+	var a net.Conn
 	func() {
 		token := new([16]byte) // reachable only through the session's release
 		runtime.SetFinalizer(token, func(*[16]byte) { close(freed) })
-		if err := serveLoop(b, worker, time.Hour, func() { _ = token; released.Add(1) }); err != nil {
-			t.Fatal(err)
-		}
+		a = throughWith(t, func(w net.Conn) { w.Write([]byte("bye")); w.Close() }, time.Hour,
+			func() { _ = token; released.Add(1) })
 	}()
 	a.SetDeadline(time.Now().Add(5 * time.Second))
 	if got, err := io.ReadAll(a); err != nil || string(got) != "bye" {
