@@ -57,6 +57,19 @@ func TestOOMScoresOfTenderAndApps(t *testing.T) {
 	}
 }
 
+// Started at the container's minimum, tender gains nothing, and does not call that partial.
+func TestOOMProtectionUnavailableAtTheMinimum(t *testing.T) {
+	t.Parallel()
+	r := startTenderFrom(t, "echo 0 > /proc/self/oom_score_adj", AsPID1, nil, "--", "/bin/true")
+	if code := r.Wait(10 * time.Second); code != 0 {
+		t.Errorf("exit status %d, want 0", code)
+	}
+	line := "OOM protection is unavailable: tender keeps its original oom_score_adj: asked=-1000 got=0 original=0 apps=0"
+	if !strings.Contains(r.Stderr.String(), line) || strings.Contains(r.Stderr.String(), "partial") {
+		t.Errorf("want the line %q, and no word of partial protection:\n%s", line, r.Stderr)
+	}
+}
+
 // A score below the container's minimum cannot be set without CAP_SYS_RESOURCE: the app is not
 // started, and the error names the step.
 func TestAppOOMScoreBelowMinimumIsRefused(t *testing.T) {

@@ -128,6 +128,12 @@ func protectFromOOM(cfg *config.Config, orig int, origErr error, appScore *int, 
 	switch {
 	case res.Err == nil:
 		log.Info("OOM protection: tender has the oom_score_adj it asked for", args...)
+	case res.Refused() && res.Got >= res.Original && apps <= res.Got:
+		// Nothing gained: the container's minimum is the score tender started with, and the
+		// apps are no likelier victims than tender.
+		log.Info("OOM protection is unavailable: tender keeps its original oom_score_adj", append(args,
+			"why", "the kernel refuses lower scores without CAP_SYS_RESOURCE",
+			"remedy", capabilities.OOMAdvice(res.Got, apps))...)
 	case res.Refused():
 		log.Info("OOM protection is partial", append(args,
 			"why", "the kernel refuses lower scores without CAP_SYS_RESOURCE",
