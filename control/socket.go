@@ -14,6 +14,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -224,8 +225,9 @@ func dial(path string) (net.Conn, error) {
 	if path == "" {
 		paths = Candidates()
 		if os.Getuid() == 0 {
-			more, _ := filepath.Glob("/tmp/tender-*/control.sock")
-			paths = append(paths, more...)
+			for _, o := range othersDirs() {
+				paths = append(paths, filepath.Join(o.dir, "control.sock"))
+			}
 		}
 	}
 	var last error
@@ -235,6 +237,11 @@ func dial(path string) (net.Conn, error) {
 			return c, nil
 		}
 		if errors.Is(err, syscall.EACCES) {
+			if os.Getuid() == 0 {
+				// Root is answered, but the file system stops a root without CAP_DAC_OVERRIDE
+				// (a container that dropped it) at a directory of mode 0700.
+				return nil, fmt.Errorf("%s: %w (root without CAP_DAC_OVERRIDE cannot reach another user's socket: run `tender status` as %s)", p, err, ownerOf(filepath.Dir(p)))
+			}
 			return nil, fmt.Errorf("%s: %w (the control socket answers only tender's uid and root)", p, err)
 		}
 		last = err
@@ -242,5 +249,47 @@ func dial(path string) (net.Conn, error) {
 	if path != "" {
 		return nil, fmt.Errorf("no tender answers at %s: %w", path, last)
 	}
-	return nil, fmt.Errorf("no running tender found (looked at %v); set TENDER_CONTROL to its socket", paths)
+	err := fmt.Errorf("no running tender found (looked at %v); set TENDER_CONTROL to its socket", paths)
+	if others := othersDirs(); len(others) > 0 && os.Getuid() != 0 {
+		var owners []string
+		for _, o := range others {
+			owners = append(owners, fmt.Sprintf("uid %d (%s)", o.uid, o.dir))
+		}
+		err = fmt.Errorf("%w, or run `tender status` as the user of another tender: %s", err, strings.Join(owners, ", "))
+	}
+	return nil, err
+}
+
+// otherDir is a /tmp/tender-<uid> directory that is not the caller's.
+type otherDir struct {
+	dir string
+	uid uint32
+}
+
+// othersDirs are the socket directories of other users' tenders in /tmp that hold a socket (or
+// may: a directory the caller cannot search), whose sockets answer only their owner and root.
+func othersDirs() []otherDir {
+	dirs, _ := filepath.Glob("/tmp/tender-*")
+	var out []otherDir
+	for _, dir := range dirs {
+		var st, sock unix.Stat_t
+		if unix.Lstat(dir, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFDIR || int(st.Uid) == os.Getuid() {
+			continue
+		}
+		err := unix.Lstat(filepath.Join(dir, "control.sock"), &sock)
+		if err == unix.EACCES || err == nil && sock.Mode&unix.S_IFMT == unix.S_IFSOCK {
+			out = append(out, otherDir{dir, st.Uid})
+		}
+	}
+	return out
+}
+
+// ownerOf names the user to be to reach path: "uid N (docker exec -u N)", or "its owner"
+// when it cannot be read.
+func ownerOf(path string) string {
+	var st unix.Stat_t
+	if unix.Lstat(path, &st) != nil {
+		return "its owner"
+	}
+	return fmt.Sprintf("uid %d (docker exec -u %[1]d)", st.Uid)
 }

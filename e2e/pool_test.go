@@ -603,6 +603,46 @@ func TestControlSocketRefusesOtherUsers(t *testing.T) {
 	p.Wait(15 * time.Second)
 }
 
+// `tender status` run by another user than tender's says where that tender's socket is, and a
+// root that lost CAP_DAC_OVERRIDE (as containers may drop it) is told whom to run it as. In a
+// mount namespace of its own, with an empty /run and /tmp, so that no other test's tender
+// answers.
+func TestStatusNamesTheUserToBe(t *testing.T) {
+	needRoot(t)
+	t.Parallel()
+	script := `set -e
+unset XDG_RUNTIME_DIR
+mount -t tmpfs -o mode=755 tmpfs /run
+cp "$1" /run/tender-bin
+mount -t tmpfs -o mode=1777 tmpfs /tmp
+T=/run/tender-bin
+setpriv --reuid 4242 --regid 4242 --clear-groups env TENDER_LOG_LEVEL=error $T -- sleep 30 &
+for i in $(seq 100); do [ -S /tmp/tender-4242/control.sock ] && break; sleep 0.05; done
+set +e
+echo "== another user"; setpriv --reuid 4243 --regid 4243 --clear-groups $T status 2>&1; echo "rc=$?"
+echo "== root without CAP_DAC_OVERRIDE"; setpriv --bounding-set -dac_override,-dac_read_search $T status 2>&1; echo "rc=$?"
+echo "== root"; $T status 2>&1; echo "rc=$?"
+kill %1; wait
+`
+	cmd := exec.Command("unshare", "--mount", "--propagation", "private", "bash", "-c", script, "bash", bin.tender)
+	cmd.Env = cleanEnv()
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	for _, want := range []string{
+		"== another user\ntender status: no running tender found (looked at [/run/tender/control.sock /tmp/tender-4243/control.sock]); " +
+			"set TENDER_CONTROL to its socket, or run `tender status` as the user of another tender: uid 4242 (/tmp/tender-4242)\nrc=1\n",
+		"== root without CAP_DAC_OVERRIDE\ntender status: /tmp/tender-4242/control.sock: dial unix /tmp/tender-4242/control.sock: connect: permission denied " +
+			"(root without CAP_DAC_OVERRIDE cannot reach another user's socket: run `tender status` as uid 4242 (docker exec -u 4242))\nrc=1\n",
+		"== root\nID  PID",
+	} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("want %q in:\n%s", want, out)
+		}
+	}
+}
+
 // A rolling restart onto a broken build (the workers fail to start while a file exists) keeps
 // the old workers serving and tender running; once the build is mended, the next SIGHUP
 // replaces them all. It used to spend the crash budget on the replacements and stop the pool,
