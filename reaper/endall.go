@@ -21,14 +21,15 @@ const rescan = 20 * time.Millisecond
 //
 // As PID 1 "every process" is everything in the container, reached with kill(-1). Otherwise
 // kill(-1) would reach every process of the user (of the whole machine for root), so tender
-// signals only its own descendants, found through /proc; as a subreaper it is the parent of
-// every orphan among them, so waiting for its own children waits for them all.
+// signals only its own descendants, found through /proc and signalled through pidfds (see
+// Proc.Signal); as a subreaper it is the parent of every orphan among them, so waiting for its
+// own children waits for them all.
 func (r *Reaper) EndAll(grace time.Duration) {
 	if !r.Alive() {
 		return
 	}
 	pid1 := os.Getpid() == 1
-	termed := map[int]bool{}
+	termed := map[Proc]bool{}
 	r.signalLeft(unix.SIGTERM, pid1, termed)
 
 	if grace > 0 {
@@ -72,7 +73,7 @@ func (r *Reaper) EndAll(grace time.Duration) {
 
 // signalLeft sends sig to every process left: all of them as PID 1, otherwise the
 // descendants not yet in done (which it updates when not nil).
-func (r *Reaper) signalLeft(sig syscall.Signal, pid1 bool, done map[int]bool) {
+func (r *Reaper) signalLeft(sig syscall.Signal, pid1 bool, done map[Proc]bool) {
 	cont := sig == unix.SIGTERM
 	if pid1 {
 		if err := unix.Kill(-1, sig); err != nil && err != unix.ESRCH {
@@ -83,23 +84,29 @@ func (r *Reaper) signalLeft(sig syscall.Signal, pid1 bool, done map[int]bool) {
 		}
 		return
 	}
-	pids, err := Descendants(os.Getpid())
+	sigs := []syscall.Signal{sig}
+	if cont {
+		sigs = append(sigs, unix.SIGCONT)
+	}
+	procs, err := Descendants(os.Getpid())
 	if err != nil {
 		r.log.Debug("cannot list descendants; signalling the children tender started", "error", err)
-		pids = r.watched()
+		for _, pid := range r.watched() {
+			for _, s := range sigs {
+				_ = unix.Kill(pid, s)
+			}
+		}
+		return
 	}
-	for _, pid := range pids {
+	for _, p := range procs {
 		if done != nil {
-			if done[pid] {
+			if done[p] {
 				continue
 			}
-			done[pid] = true
+			done[p] = true
 		}
-		r.log.Trace("signalling leftover process", "pid", pid, "signal", SignalName(sig))
-		_ = unix.Kill(pid, sig)
-		if cont {
-			_ = unix.Kill(pid, unix.SIGCONT)
-		}
+		r.log.Trace("signalling leftover process", "pid", p.Pid, "signal", SignalName(sig))
+		_ = p.Signal(sigs...)
 	}
 }
 

@@ -41,18 +41,53 @@ func TestExitCodeAndString(t *testing.T) {
 	}
 }
 
-func TestParseStatPPid(t *testing.T) {
+func TestParseStat(t *testing.T) {
+	tail := " 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 4242 77 0" // fields 7 to 21, starttime, vsize, rss
 	for stat, want := range map[string]int{
-		"12 (sh) S 1 12 12 0":        1,
-		"77 (a) b) (c) R 42 77 77 0": 42,
-		"9 (with space) Z 3 9 9":     3,
-		"5 (x)":                      -1,
-		"garbage":                    -1,
+		"12 (sh) S 1 12 12" + tail:        1,
+		"77 (a) b) (c) R 42 77 77" + tail: 42,
+		"9 (with space) Z 3 9 9" + tail:   3,
+		"9 (short) Z 3 9 9 0 0":           -1,
+		"5 (x)":                           -1,
+		"garbage":                         -1,
 	} {
-		got, ok := ParseStatPPid([]byte(stat))
-		if (want < 0) == ok || (ok && got != want) {
-			t.Errorf("ParseStatPPid(%q) = %d, %v; want %d", stat, got, ok, want)
+		ppid, start, ok := ParseStat([]byte(stat))
+		if (want < 0) == ok || (ok && (ppid != want || start != 4242)) {
+			t.Errorf("ParseStat(%q) = %d, %d, %v; want %d, 4242", stat, ppid, start, ok, want)
 		}
+	}
+}
+
+// A Proc is signalled only while its pid is still the process found: not once the pid has a
+// different start time (another process given the same pid).
+func TestProcSignalOnlyTheProcessFound(t *testing.T) {
+	cmd := exec.Command("sleep", "30")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	var found Proc
+	procs, err := Descendants(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range procs {
+		if p.Pid == cmd.Process.Pid {
+			found = p
+		}
+	}
+	if found.Pid == 0 || found.Start == 0 {
+		t.Fatalf("sleep (pid %d) not among the descendants %v", cmd.Process.Pid, procs)
+	}
+	other := Proc{found.Pid, found.Start + 1}
+	if err := other.Signal(syscall.SIGTERM); err != syscall.ESRCH {
+		t.Errorf("signalling pid %d with another start time: %v, want ESRCH", found.Pid, err)
+	}
+	if err := found.Signal(syscall.SIGTERM); err != nil {
+		t.Errorf("signalling the process found: %v", err)
+	}
+	if err := cmd.Wait(); err == nil || !strings.Contains(err.Error(), "terminated") {
+		t.Errorf("sleep ended with %v, want terminated by SIGTERM", err)
 	}
 }
 
