@@ -84,7 +84,12 @@ func run(cfg *config.Config) int {
 	//    killer meanwhile (the apps' score does not depend on its own). It opens its control
 	//    socket and catches the signals CatchSignals left for later (none on amd64 and arm64):
 	//    in single mode once the app has started, so as not to take CPU from its start.
-	go protectFromOOM(cfg, origOOM, oomErr, spawner.Base.OOMScoreAdj, log)
+	oomDone := make(chan struct{})
+	go func() {
+		defer close(oomDone)
+		protectFromOOM(cfg, origOOM, oomErr, spawner.Base.OOMScoreAdj, log)
+	}()
+	defer func() { <-oomDone }() // its line is said even when the app ends at once
 	code, grace := 0, cfg.KillGrace
 	if !cfg.Pool() {
 		single := newSingle(cfg, spawner, env, log)
