@@ -48,28 +48,34 @@ func Descendants(root int) ([]Proc, error) {
 
 // Signal sends sigs to p, unless p is gone. It signals through a pidfd, once that pidfd is
 // known to hold the process found (the pid's start time is still p's), so that a pid freed and
-// given to another process since /proc was read is never signalled. Before Linux 5.3 (no
-// pidfd_open) it falls back on kill.
+// given to another process since /proc was read is never signalled. Where there are no pidfds
+// (before Linux 5.3, or a seccomp profile that refuses them, as Docker's did before 20.10) it
+// falls back on kill after the same check.
 func (p Proc) Signal(sigs ...syscall.Signal) error {
-	fd, err := unix.PidfdOpen(p.Pid, 0)
-	if err == unix.ENOSYS {
-		for _, sig := range sigs {
-			err = unix.Kill(p.Pid, sig)
-		}
+	fd, err := pidfdOpen(p.Pid, 0)
+	switch {
+	case err == unix.ESRCH:
 		return err
+	case err == nil:
+		defer unix.Close(fd)
+	default:
+		fd = -1
 	}
-	if err != nil {
-		return err // ESRCH: gone
-	}
-	defer unix.Close(fd)
 	if _, start, ok := readStat(p.Pid, make([]byte, 512)); !ok || start != p.Start {
 		return unix.ESRCH // the pid is another process's now
 	}
 	for _, sig := range sigs {
-		err = unix.PidfdSendSignal(fd, sig, nil, 0)
+		if fd >= 0 {
+			err = unix.PidfdSendSignal(fd, sig, nil, 0)
+		} else {
+			err = unix.Kill(p.Pid, sig)
+		}
 	}
 	return err
 }
+
+// pidfdOpen is pidfd_open(2), a variable for the tests of the fallback.
+var pidfdOpen = unix.PidfdOpen
 
 // readStat reads the parent pid and start time from /proc/<pid>/stat.
 func readStat(pid int, buf []byte) (ppid int, start uint64, ok bool) {

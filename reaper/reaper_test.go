@@ -61,6 +61,15 @@ func TestParseStat(t *testing.T) {
 // A Proc is signalled only while its pid is still the process found: not once the pid has a
 // different start time (another process given the same pid).
 func TestProcSignalOnlyTheProcessFound(t *testing.T) {
+	t.Run("through a pidfd", testProcSignal)
+	t.Run("with kill where pidfds are refused", func(t *testing.T) {
+		pidfdOpen = func(int, int) (int, error) { return -1, unix.EPERM } // as an old seccomp profile
+		defer func() { pidfdOpen = unix.PidfdOpen }()
+		testProcSignal(t)
+	})
+}
+
+func testProcSignal(t *testing.T) {
 	cmd := exec.Command("sleep", "30")
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
