@@ -14,6 +14,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -238,9 +239,9 @@ func dial(path string) (net.Conn, error) {
 		}
 		if errors.Is(err, syscall.EACCES) {
 			if os.Getuid() == 0 {
-				// Root is answered, but the file system stops a root without CAP_DAC_OVERRIDE
-				// (a container that dropped it) at a directory of mode 0700.
-				return nil, fmt.Errorf("%s: %w (root without CAP_DAC_OVERRIDE cannot reach another user's socket: run `tender status` as %s)", p, err, ownerOf(filepath.Dir(p)))
+				// Root is answered, but a root without CAP_DAC_OVERRIDE (a container that
+				// dropped it) cannot connect to another user's socket of mode 0600.
+				return nil, fmt.Errorf("%s: %w (root without CAP_DAC_OVERRIDE cannot reach another user's socket: run this command as %s)", p, err, ownerOf(p))
 			}
 			return nil, fmt.Errorf("%s: %w (the control socket answers only tender's uid and root)", p, err)
 		}
@@ -255,7 +256,7 @@ func dial(path string) (net.Conn, error) {
 		for _, o := range others {
 			owners = append(owners, fmt.Sprintf("uid %d (%s)", o.uid, o.dir))
 		}
-		err = fmt.Errorf("%w, or run `tender status` as the user of another tender: %s", err, strings.Join(owners, ", "))
+		err = fmt.Errorf("%w, or run this command as the user of another tender: %s", err, strings.Join(owners, ", "))
 	}
 	return nil, err
 }
@@ -266,17 +267,19 @@ type otherDir struct {
 	uid uint32
 }
 
-// othersDirs are the socket directories of other users' tenders in /tmp that hold a socket (or
-// may: a directory the caller cannot search), whose sockets answer only their owner and root.
+// othersDirs are the socket directories of other users' tenders in /tmp (/tmp/tender-<uid>,
+// owned by that uid) that hold a socket, or may (a directory the caller cannot search), whose
+// sockets answer only their owner and root.
 func othersDirs() []otherDir {
 	dirs, _ := filepath.Glob("/tmp/tender-*")
 	var out []otherDir
 	for _, dir := range dirs {
 		var st, sock unix.Stat_t
-		if unix.Lstat(dir, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFDIR || int(st.Uid) == os.Getuid() {
+		uid, err := strconv.ParseUint(strings.TrimPrefix(dir, "/tmp/tender-"), 10, 32)
+		if err != nil || unix.Lstat(dir, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFDIR || uint64(st.Uid) != uid || int(st.Uid) == os.Getuid() {
 			continue
 		}
-		err := unix.Lstat(filepath.Join(dir, "control.sock"), &sock)
+		err = unix.Lstat(filepath.Join(dir, "control.sock"), &sock)
 		if err == unix.EACCES || err == nil && sock.Mode&unix.S_IFMT == unix.S_IFSOCK {
 			out = append(out, otherDir{dir, st.Uid})
 		}
@@ -284,11 +287,12 @@ func othersDirs() []otherDir {
 	return out
 }
 
-// ownerOf names the user to be to reach path: "uid N (docker exec -u N)", or "its owner"
-// when it cannot be read.
+// ownerOf names the user to be to reach the socket at path: its owner, or its directory's when
+// the socket itself cannot be looked at, as "uid N (docker exec -u N)"; "its owner" when
+// neither can.
 func ownerOf(path string) string {
 	var st unix.Stat_t
-	if unix.Lstat(path, &st) != nil {
+	if unix.Lstat(path, &st) != nil && unix.Lstat(filepath.Dir(path), &st) != nil {
 		return "its owner"
 	}
 	return fmt.Sprintf("uid %d (docker exec -u %[1]d)", st.Uid)

@@ -618,6 +618,8 @@ mount -t tmpfs -o mode=1777 tmpfs /tmp
 T=/run/tender-bin
 setpriv --reuid 4242 --regid 4242 --clear-groups env TENDER_LOG_LEVEL=error $T -- sleep 30 &
 for i in $(seq 100); do [ -S /tmp/tender-4242/control.sock ] && break; sleep 0.05; done
+[ -S /tmp/tender-4242/control.sock ] || echo "tender made no socket in /tmp/tender-4242 in 5 s"
+mkdir -m 700 /tmp/tender-junk /tmp/tender-e2e-x # not sockets' directories: never named
 set +e
 echo "== another user"; setpriv --reuid 4243 --regid 4243 --clear-groups $T status 2>&1; echo "rc=$?"
 echo "== root without CAP_DAC_OVERRIDE"; setpriv --bounding-set -dac_override,-dac_read_search $T status 2>&1; echo "rc=$?"
@@ -632,9 +634,9 @@ kill %1; wait
 	}
 	for _, want := range []string{
 		"== another user\ntender status: no running tender found (looked at [/run/tender/control.sock /tmp/tender-4243/control.sock]); " +
-			"set TENDER_CONTROL to its socket, or run `tender status` as the user of another tender: uid 4242 (/tmp/tender-4242)\nrc=1\n",
+			"set TENDER_CONTROL to its socket, or run this command as the user of another tender: uid 4242 (/tmp/tender-4242)\nrc=1\n",
 		"== root without CAP_DAC_OVERRIDE\ntender status: /tmp/tender-4242/control.sock: dial unix /tmp/tender-4242/control.sock: connect: permission denied " +
-			"(root without CAP_DAC_OVERRIDE cannot reach another user's socket: run `tender status` as uid 4242 (docker exec -u 4242))\nrc=1\n",
+			"(root without CAP_DAC_OVERRIDE cannot reach another user's socket: run this command as uid 4242 (docker exec -u 4242))\nrc=1\n",
 		"== root\nID  PID",
 	} {
 		if !strings.Contains(string(out), want) {

@@ -92,6 +92,12 @@ func (r *Reaper) signalLeft(sig syscall.Signal, pid1 bool, done map[Proc]bool) {
 	if err != nil {
 		r.log.Debug("cannot list descendants; signalling the children tender started", "error", err)
 		for _, pid := range r.watched() {
+			if done != nil {
+				if done[Proc{Pid: pid}] {
+					continue
+				}
+				done[Proc{Pid: pid}] = true
+			}
 			for _, s := range sigs {
 				_ = unix.Kill(pid, s)
 			}

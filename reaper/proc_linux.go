@@ -50,7 +50,7 @@ func Descendants(root int) ([]Proc, error) {
 // known to hold the process found (the pid's start time is still p's), so that a pid freed and
 // given to another process since /proc was read is never signalled. Where there are no pidfds
 // (before Linux 5.3, or a seccomp profile that refuses them, as Docker's did before 20.10) it
-// falls back on kill after the same check.
+// falls back on kill after the same check, which narrows that window but cannot close it.
 func (p Proc) Signal(sigs ...syscall.Signal) error {
 	fd, err := pidfdOpen(p.Pid, 0)
 	switch {
@@ -66,16 +66,22 @@ func (p Proc) Signal(sigs ...syscall.Signal) error {
 	}
 	for _, sig := range sigs {
 		if fd >= 0 {
-			err = unix.PidfdSendSignal(fd, sig, nil, 0)
-		} else {
-			err = unix.Kill(p.Pid, sig)
+			err = pidfdSendSignal(fd, sig, nil, 0)
+			if err == nil || err == unix.ESRCH {
+				continue
+			}
+			// A profile may allow pidfd_open and still refuse pidfd_send_signal.
 		}
+		err = unix.Kill(p.Pid, sig)
 	}
 	return err
 }
 
-// pidfdOpen is pidfd_open(2), a variable for the tests of the fallback.
-var pidfdOpen = unix.PidfdOpen
+// The pidfd system calls, variables for the tests of the fallback.
+var (
+	pidfdOpen       = unix.PidfdOpen
+	pidfdSendSignal = unix.PidfdSendSignal
+)
 
 // readStat reads the parent pid and start time from /proc/<pid>/stat.
 func readStat(pid int, buf []byte) (ppid int, start uint64, ok bool) {

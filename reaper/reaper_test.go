@@ -67,6 +67,11 @@ func TestProcSignalOnlyTheProcessFound(t *testing.T) {
 		defer func() { pidfdOpen = unix.PidfdOpen }()
 		testProcSignal(t)
 	})
+	t.Run("with kill where only pidfd_send_signal is refused", func(t *testing.T) {
+		pidfdSendSignal = func(int, unix.Signal, *unix.Siginfo, int) error { return unix.EPERM }
+		defer func() { pidfdSendSignal = unix.PidfdSendSignal }()
+		testProcSignal(t)
+	})
 }
 
 func testProcSignal(t *testing.T) {
