@@ -51,7 +51,8 @@ func (b *Backend) Processed() uint64 { return b.processed.Load() }
 // upstream is a connection to a backend, with its read buffer.
 type upstream struct {
 	conn      net.Conn
-	br        *bufio.Reader
+	br        *bufio.Reader // reads through wr
+	wr        workerReader
 	idleSince time.Time
 	reused    bool // it served a request before: it may have been closed by the worker since
 
@@ -98,7 +99,8 @@ func (b *Backend) connect() (*upstream, error) {
 	if err != nil {
 		return nil, err
 	}
-	u := &upstream{conn: c, br: bufio.NewReaderSize(c, 16<<10)}
+	u := &upstream{conn: c, wr: workerReader{conn: c}}
+	u.br = bufio.NewReaderSize(&u.wr, 16<<10)
 	if u.raw, err = c.(syscall.Conn).SyscallConn(); err != nil {
 		c.Close()
 		return nil, err
@@ -107,10 +109,50 @@ func (b *Backend) connect() (*upstream, error) {
 	return u, nil
 }
 
+// workerReader is what an upstream's buffer reads from: the connection, with a read deadline
+// while tender waits for the worker's answer, when TENDER_WORKER_TIMEOUT is set. The worker may
+// then stay silent for at most the timeout before its response's head and between two reads of
+// its body (nginx's proxy_read_timeout). As for clientWriter, Read moves the deadline on only
+// once a tenth of the timeout has passed.
+type workerReader struct {
+	conn    net.Conn
+	timeout time.Duration // set by arm
+	armed   atomic.Bool   // arm may run beside a Read: the request body's copy
+	moved   time.Time     // when Read last moved the deadline on
+}
+
+func (r *workerReader) Read(p []byte) (int, error) {
+	if r.armed.Load() {
+		if now := time.Now(); now.Sub(r.moved) >= r.timeout/10 {
+			_ = r.conn.SetReadDeadline(now.Add(r.timeout))
+			r.moved = now
+		}
+	}
+	return r.conn.Read(p)
+}
+
+// arm starts the clock once the worker has the whole request (timeout 0: never).
+func (r *workerReader) arm(timeout time.Duration) {
+	if timeout > 0 {
+		r.timeout = timeout
+		_ = r.conn.SetReadDeadline(time.Now().Add(timeout))
+		r.armed.Store(true)
+	}
+}
+
+// disarm stops the clock: for a tunnel, which has timeouts of its own, or a connection that
+// goes idle (a deadline left on it would fail its next use).
+func (r *workerReader) disarm() {
+	if r.armed.Swap(false) {
+		_ = r.conn.SetReadDeadline(time.Time{})
+	}
+}
+
 // release keeps u for reuse, or closes it. A connection with bytes beyond the response it
 // carried (a worker that sent a body after a HEAD, say) is closed: the bytes are no answer to
 // the next request.
 func (b *Backend) release(u *upstream) {
+	u.wr.disarm()
 	u.idleSince = time.Now()
 	b.mu.Lock()
 	if b.closed || len(b.idle) >= maxIdle || !b.routable.Load() || u.br.Buffered() > 0 {

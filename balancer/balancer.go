@@ -22,6 +22,7 @@ type Config struct {
 	QueueTimeout  time.Duration
 	HeaderTimeout time.Duration // for a request's head
 	ClientTimeout time.Duration // a silent client, idle between requests or while sending a body
+	WorkerTimeout time.Duration // a silent worker, before its answer or within it (http); 0 = none
 }
 
 // Balancer accepts on the front socket and routes each session to the least busy worker.
@@ -35,7 +36,7 @@ type Balancer struct {
 	mu      sync.Mutex
 	conns   map[*httpConn]struct{} // HTTP clients, to wake the idle ones at Close
 
-	warnAccept, warnShort rareWarn
+	warnAccept, warnShort, warnSilent rareWarn
 	// slots bounds the client connections held at once when descriptors are few; nil for no
 	// bound. stopped is closed by Close, to end a wait for a slot.
 	slots   clientSlots

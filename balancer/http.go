@@ -187,17 +187,22 @@ func (hc *httpConn) exchange(be *Backend, up *upstream, stream, idempotent bool)
 	// A body still to come is copied by its own goroutine while the response is read: the
 	// worker may answer early (413, or 100 Continue, which the client waits for). The copy's
 	// error is sent before the worker connection is closed, so that the reader, woken by the
-	// close, finds it.
+	// close, finds it. The worker's time to answer runs from the end of the request.
 	var bodyDone chan error
 	if stream {
 		bodyDone = make(chan error, 1)
 		go func() {
 			err := hc.copyRequestBody(up)
+			if err == nil {
+				up.wr.arm(hc.b.cfg.WorkerTimeout)
+			}
 			bodyDone <- err
 			if err != nil {
 				up.conn.Close()
 			}
 		}()
+	} else {
+		up.wr.arm(hc.b.cfg.WorkerTimeout)
 	}
 
 	for answered := false; ; answered = true {
@@ -208,6 +213,13 @@ func (hc *httpConn) exchange(be *Backend, up *upstream, stream, idempotent bool)
 		if err != nil {
 			up.conn.Close()
 			bodyErr := hc.waitBody(bodyDone)
+			if isTimeout(err) {
+				// Only TENDER_WORKER_TIMEOUT puts a deadline on a worker connection. The
+				// worker may have acted on the request: it is not sent again.
+				hc.b.warnSilent.Warn(hc.b.log, "a worker did not answer in time: 504", "worker", be.ID, "timeout", hc.b.cfg.WorkerTimeout)
+				hc.fail(&httpError{504, "Gateway Timeout: the worker did not answer within " + hc.b.cfg.WorkerTimeout.String()})
+				return failed, true
+			}
 			var malformed *httpError
 			if !answered && !stream && idempotent && !errors.As(err, &malformed) {
 				return retry, false
@@ -259,6 +271,7 @@ func (hc *httpConn) exchange(be *Backend, up *upstream, stream, idempotent bool)
 			return failed, true
 		}
 		hc.out = hc.resp.appendResponse(hc.out[:0], false, false)
+		up.wr.disarm()
 		if _, err := hc.bw.Write(hc.out); err == nil && hc.bw.Flush() == nil {
 			hc.tunnel(up)
 		}
@@ -292,6 +305,9 @@ func (hc *httpConn) exchange(be *Backend, up *upstream, stream, idempotent bool)
 	}
 	if werr == nil {
 		werr = hc.bw.Flush()
+	}
+	if werr == nil && isTimeout(rerr) {
+		hc.b.warnSilent.Warn(hc.b.log, "a worker went silent in the middle of its answer: cut off", "worker", be.ID, "timeout", hc.b.cfg.WorkerTimeout)
 	}
 	if bodyPending {
 		// The worker answered without reading the whole body: neither connection can go on.

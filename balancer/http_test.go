@@ -363,3 +363,115 @@ func TestUpgradeBeforeTheBodyIs502(t *testing.T) {
 		t.Errorf("got %q, want 502", got)
 	}
 }
+
+// TENDER_WORKER_TIMEOUT: a worker silent for that long before its answer, or within it, is
+// given up on; its time runs from the end of the request, and a tunnel is not timed.
+func TestSilentWorker(t *testing.T) {
+	const timeout = 200 * time.Millisecond
+	t.Run("no answer is a 504, not asked again", func(t *testing.T) {
+		t.Parallel()
+		w := startRawWorker(t, func(*http.Request, net.Conn) bool {
+			time.Sleep(3 * timeout)
+			return false
+		})
+		b := startBalancer(t, Config{WorkerTimeout: timeout}, w, startRawWorker(t, func(*http.Request, net.Conn) bool { return false }))
+		b.router.backends[1].SetRoutable(false) // a worker a retry would go to, were there one
+		start := time.Now()
+		got := roundTrip(t, b, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+		if statusOf(got) != "HTTP/1.1 504 Gateway Timeout" || !strings.Contains(got, "did not answer within 200ms") {
+			t.Errorf("got %q, want a 504", got)
+		}
+		if took := time.Since(start); took < timeout || took > 3*timeout {
+			t.Errorf("the 504 came after %v, want about %v", took, timeout)
+		}
+		if w.seen.Load() != 1 {
+			t.Errorf("the worker saw the request %d times, want once", w.seen.Load())
+		}
+	})
+	t.Run("a slow upload does not count", func(t *testing.T) {
+		t.Parallel()
+		w := startRawWorker(t, func(r *http.Request, c net.Conn) bool {
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+			return true
+		})
+		b := startBalancer(t, Config{WorkerTimeout: timeout}, w)
+		c, err := net.Dial("tcp", b.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		io.WriteString(c, "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 60000\r\n\r\n")
+		for range 3 {
+			io.WriteString(c, strings.Repeat("x", 20000))
+			time.Sleep(timeout)
+		}
+		_ = c.SetReadDeadline(time.Now().Add(time.Second))
+		got, _ := bufio.NewReader(c).ReadString('k')
+		if statusOf(got) != "HTTP/1.1 200 OK" {
+			t.Errorf("got %q, want 200", got)
+		}
+	})
+	t.Run("an answer that keeps coming is whole, and the connection is reused", func(t *testing.T) {
+		t.Parallel()
+		w := startRawWorker(t, func(r *http.Request, c net.Conn) bool {
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+			for range 4 {
+				time.Sleep(timeout / 2)
+				io.WriteString(c, "1\r\nx\r\n")
+			}
+			io.WriteString(c, "0\r\n\r\n")
+			return true
+		})
+		b := startBalancer(t, Config{WorkerTimeout: timeout}, w)
+		c, err := net.Dial("tcp", b.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		br := bufio.NewReader(c)
+		for i := range 2 {
+			io.WriteString(c, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+			_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
+			resp, err := http.ReadResponse(br, nil)
+			if err != nil {
+				t.Fatalf("request %d: %v", i, err)
+			}
+			body, err := io.ReadAll(resp.Body)
+			if resp.StatusCode != 200 || string(body) != "xxxx" || err != nil {
+				t.Errorf("request %d: %d %q %v, want 200 xxxx", i, resp.StatusCode, body, err)
+			}
+			time.Sleep(2 * timeout) // the idle worker connection outlives a deadline left on it
+		}
+		if n := w.conns.Load(); n != 1 {
+			t.Errorf("the worker saw %d connections, want 1, reused", n)
+		}
+	})
+	t.Run("a worker silent within its answer is cut off", func(t *testing.T) {
+		t.Parallel()
+		w := startRawWorker(t, func(r *http.Request, c net.Conn) bool {
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789")
+			time.Sleep(10 * timeout)
+			return false
+		})
+		b := startBalancer(t, Config{WorkerTimeout: timeout}, w)
+		start := time.Now()
+		got := roundTrip(t, b, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+		if !strings.HasSuffix(got, "\r\n\r\n0123456789") || time.Since(start) > 4*timeout {
+			t.Errorf("got %q after %v, want the part sent, then the connection closed after about %v", got, time.Since(start), timeout)
+		}
+	})
+	t.Run("a tunnel is not timed", func(t *testing.T) {
+		t.Parallel()
+		w := startRawWorker(t, func(r *http.Request, c net.Conn) bool {
+			io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+			time.Sleep(2 * timeout)
+			io.WriteString(c, "hello")
+			return false
+		})
+		b := startBalancer(t, Config{WorkerTimeout: timeout}, w)
+		got := roundTrip(t, b, "GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+		if statusOf(got) != "HTTP/1.1 101 Switching Protocols" || !strings.HasSuffix(got, "hello") {
+			t.Errorf("got %q, want the 101 and hello", got)
+		}
+	})
+}

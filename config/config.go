@@ -137,6 +137,7 @@ type Config struct {
 	QueueTimeout  time.Duration
 	HeaderTimeout time.Duration
 	ClientTimeout time.Duration
+	WorkerTimeout time.Duration
 
 	Control string // "" = the default search path, "off" = none
 	Admin   *Address

@@ -247,6 +247,13 @@ var vars = varTable{
 			return err
 		}},
 
+	{Name: "WORKER_TIMEOUT", Default: "0", Section: "Balancer",
+		Help: "how long a worker may stay silent before its answer or within it (http; 0 = off); past it, 504",
+		Set: func(c *Config, s string, _ bool) (err error) {
+			c.WorkerTimeout, err = parseDuration(s)
+			return err
+		}},
+
 	// Control.
 	{Name: "CONTROL", Section: "Status and control",
 		Help: "the control socket's path, or off (default: /run/tender, then $XDG_RUNTIME_DIR/tender, then /tmp/tender-UID)",

@@ -705,3 +705,29 @@ func TestFewDescriptorsLoseNoSession(t *testing.T) {
 		})
 	}
 }
+
+// TENDER_WORKER_TIMEOUT reaches the balancer: a request the worker holds past it is a 504, one
+// it answers within it goes through.
+func TestWorkerTimeoutIs504(t *testing.T) {
+	t.Parallel()
+	front := "127.0.0.1:" + freePort(t)
+	p := startPool(t, []string{"TENDER_WORKERS=1", "TENDER_LISTEN=" + front, "TENDER_WORKER_TIMEOUT=300ms"}, "--", bin.testapp, "serve")
+	p.waitFor("1 ready", 10*time.Second, nReady(1))
+	c := http.Client{Timeout: 5 * time.Second}
+	for _, tc := range []struct {
+		ms   int
+		want int
+	}{{50, 200}, {2000, 504}} {
+		resp, err := c.Get(fmt.Sprintf("http://%s/hold?ms=%d", front, tc.ms))
+		if err != nil {
+			t.Fatalf("hold %d ms: %v", tc.ms, err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tc.want {
+			t.Errorf("hold %d ms: %d %q, want %d", tc.ms, resp.StatusCode, b, tc.want)
+		}
+	}
+	p.Signal(syscall.SIGTERM)
+	p.Wait(15 * time.Second)
+}

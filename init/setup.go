@@ -80,6 +80,7 @@ func listenFront(cfg *config.Config, log hclog.Logger) (apps.Router, error) {
 		QueueTimeout:  cfg.QueueTimeout,
 		HeaderTimeout: cfg.HeaderTimeout,
 		ClientTimeout: cfg.ClientTimeout,
+		WorkerTimeout: cfg.WorkerTimeout,
 	}, log)
 	if err != nil {
 		return nil, err
