@@ -37,7 +37,8 @@ func TestOOMScoresOfTenderAndApps(t *testing.T) {
 		{"apps +200 relative to the original", []string{"TENDER_APP_OOM_SCORE_ADJ=+200"}, 0, 700, "OOM protection is partial"},
 		{"apps absolute", []string{"TENDER_APP_OOM_SCORE_ADJ=800"}, 0, 800, "OOM protection is partial"},
 		{"off", []string{"TENDER_OOM_SCORE_ADJ=off", "TENDER_LOG_LEVEL=debug"}, 500, 500, "TENDER_OOM_SCORE_ADJ=off"},
-		{"relative is capped at 1000", []string{"TENDER_OOM_SCORE_ADJ=off", "TENDER_APP_OOM_SCORE_ADJ=+600"}, 500, 1000, ""},
+		{"relative is capped at 1000", []string{"TENDER_OOM_SCORE_ADJ=off", "TENDER_APP_OOM_SCORE_ADJ=+600"}, 500, 1000,
+			`the apps' oom_score_adj is capped to the kernel's range: TENDER_APP_OOM_SCORE_ADJ="+600" original=500 apps=1000`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

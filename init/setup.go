@@ -21,8 +21,12 @@ func planApps(cfg *config.Config, spawner *apps.Spawner, origOOM int, oomErr err
 	plan.NoNewPrivileges = cfg.AppNoNewPrivs
 	switch {
 	case cfg.AppOOMScoreAdj != nil:
-		score := cfg.AppOOMScoreAdj.Resolve(origOOM)
+		a := cfg.AppOOMScoreAdj
+		score := a.Resolve(origOOM)
 		plan.OOMScoreAdj = &score
+		if a.Relative && score != origOOM+a.Value {
+			log.Info("the apps' oom_score_adj is capped to the kernel's range", "TENDER_APP_OOM_SCORE_ADJ", fmt.Sprintf("%+d", a.Value), "original", origOOM, "apps", score)
+		}
 	case oomErr == nil:
 		plan.OOMScoreAdj = &origOOM
 	default:
