@@ -4,6 +4,7 @@ package balancer
 
 import (
 	"bufio"
+	"errors"
 	"net"
 	"slices"
 	"sync"
@@ -51,8 +52,8 @@ func (b *Backend) Processed() uint64 { return b.processed.Load() }
 // upstream is a connection to a backend, with its read buffer.
 type upstream struct {
 	conn      net.Conn
-	br        *bufio.Reader // reads through wr
-	wr        workerReader
+	br        *bufio.Reader // reads through io
+	io        workerIO
 	idleSince time.Time
 	reused    bool // it served a request before: it may have been closed by the worker since
 
@@ -99,8 +100,8 @@ func (b *Backend) connect() (*upstream, error) {
 	if err != nil {
 		return nil, err
 	}
-	u := &upstream{conn: c, wr: workerReader{conn: c}}
-	u.br = bufio.NewReaderSize(&u.wr, 16<<10)
+	u := &upstream{conn: c, io: workerIO{conn: c}}
+	u.br = bufio.NewReaderSize(&u.io, 16<<10)
 	if u.raw, err = c.(syscall.Conn).SyscallConn(); err != nil {
 		c.Close()
 		return nil, err
@@ -109,42 +110,66 @@ func (b *Backend) connect() (*upstream, error) {
 	return u, nil
 }
 
-// workerReader is what an upstream's buffer reads from: the connection, with a read deadline
-// while tender waits for the worker's answer, when TENDER_WORKER_TIMEOUT is set. The worker may
-// then stay silent for at most the timeout before its response's head and between two reads of
-// its body (nginx's proxy_read_timeout). As for clientWriter, Read moves the deadline on only
-// once a tenth of the timeout has passed.
-type workerReader struct {
+// workerIO is how tender reads an upstream (its buffer reads through it) and writes a request
+// to it. With TENDER_WORKER_TIMEOUT, a worker that has the whole request may stay silent for
+// at most the timeout before its response's head and between two reads of its body (nginx's
+// proxy_read_timeout), and a worker may leave a write of the request unread for as long
+// (proxy_send_timeout). As for clientWriter, a deadline is moved on only once a tenth of the
+// timeout has passed, and so lies between the timeout and a tenth more ahead: a silence is
+// never cut short of the timeout.
+type workerIO struct {
 	conn    net.Conn
-	timeout time.Duration // set by arm
-	armed   atomic.Bool   // arm may run beside a Read: the request body's copy
-	moved   time.Time     // when Read last moved the deadline on
+	timeout time.Duration // set by the exchange before it writes
+	armed   atomic.Bool   // a read deadline runs; arm may run beside a Read (the body's copy)
+	wrote   bool          // a write deadline was set
+	// when Read and Write last moved their deadline on: each used by one goroutine at a time
+	readMoved, writeMoved time.Time
 }
 
-func (r *workerReader) Read(p []byte) (int, error) {
-	if r.armed.Load() {
-		if now := time.Now(); now.Sub(r.moved) >= r.timeout/10 {
-			_ = r.conn.SetReadDeadline(now.Add(r.timeout))
-			r.moved = now
+// errWorkerStalled is a write of the request that the worker left unread for the timeout.
+var errWorkerStalled = errors.New("the worker stopped reading the request")
+
+func (w *workerIO) Read(p []byte) (int, error) {
+	if w.armed.Load() {
+		if now := time.Now(); now.Sub(w.readMoved) >= w.timeout/10 {
+			_ = w.conn.SetReadDeadline(now.Add(w.timeout + w.timeout/10))
+			w.readMoved = now
 		}
 	}
-	return r.conn.Read(p)
+	return w.conn.Read(p)
 }
 
-// arm starts the clock once the worker has the whole request (timeout 0: never).
-func (r *workerReader) arm(timeout time.Duration) {
-	if timeout > 0 {
-		r.timeout = timeout
-		_ = r.conn.SetReadDeadline(time.Now().Add(timeout))
-		r.armed.Store(true)
+func (w *workerIO) Write(p []byte) (int, error) {
+	if w.timeout > 0 {
+		if now := time.Now(); now.Sub(w.writeMoved) >= w.timeout/10 {
+			_ = w.conn.SetWriteDeadline(now.Add(w.timeout + w.timeout/10))
+			w.writeMoved, w.wrote = now, true
+		}
+	}
+	n, err := w.conn.Write(p)
+	if err != nil && isTimeout(err) {
+		err = errWorkerStalled
+	}
+	return n, err
+}
+
+// arm starts the clock of the answer, once the worker has the whole request.
+func (w *workerIO) arm() {
+	if w.timeout > 0 {
+		_ = w.conn.SetReadDeadline(time.Now().Add(w.timeout))
+		w.armed.Store(true)
 	}
 }
 
-// disarm stops the clock: for a tunnel, which has timeouts of its own, or a connection that
+// disarm stops the clocks: for a tunnel, which has timeouts of its own, or a connection that
 // goes idle (a deadline left on it would fail its next use).
-func (r *workerReader) disarm() {
-	if r.armed.Swap(false) {
-		_ = r.conn.SetReadDeadline(time.Time{})
+func (w *workerIO) disarm() {
+	if w.armed.Swap(false) {
+		_ = w.conn.SetReadDeadline(time.Time{})
+	}
+	if w.wrote {
+		_ = w.conn.SetWriteDeadline(time.Time{})
+		w.wrote = false
 	}
 }
 
@@ -152,7 +177,7 @@ func (r *workerReader) disarm() {
 // carried (a worker that sent a body after a HEAD, say) is closed: the bytes are no answer to
 // the next request.
 func (b *Backend) release(u *upstream) {
-	u.wr.disarm()
+	u.io.disarm()
 	u.idleSince = time.Now()
 	b.mu.Lock()
 	if b.closed || len(b.idle) >= maxIdle || !b.routable.Load() || u.br.Buffered() > 0 {

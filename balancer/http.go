@@ -180,8 +180,13 @@ func isIdempotent(method []byte) bool {
 // is malformed is a 502, not a reason to ask again.
 func (hc *httpConn) exchange(be *Backend, up *upstream, stream, idempotent bool) (outcome, bool) {
 	req := &hc.req
-	if _, err := up.conn.Write(hc.reqOut); err != nil {
+	up.io.timeout = hc.b.cfg.WorkerTimeout
+	if _, err := up.io.Write(hc.reqOut); err != nil {
 		up.conn.Close()
+		if errors.Is(err, errWorkerStalled) {
+			hc.failSilent(be, err)
+			return failed, true
+		}
 		return retry, false // nothing of a streamed body was read yet
 	}
 	// A body still to come is copied by its own goroutine while the response is read: the
@@ -194,7 +199,7 @@ func (hc *httpConn) exchange(be *Backend, up *upstream, stream, idempotent bool)
 		go func() {
 			err := hc.copyRequestBody(up)
 			if err == nil {
-				up.wr.arm(hc.b.cfg.WorkerTimeout)
+				up.io.arm()
 			}
 			bodyDone <- err
 			if err != nil {
@@ -202,7 +207,7 @@ func (hc *httpConn) exchange(be *Backend, up *upstream, stream, idempotent bool)
 			}
 		}()
 	} else {
-		up.wr.arm(hc.b.cfg.WorkerTimeout)
+		up.io.arm()
 	}
 
 	for answered := false; ; answered = true {
@@ -213,11 +218,10 @@ func (hc *httpConn) exchange(be *Backend, up *upstream, stream, idempotent bool)
 		if err != nil {
 			up.conn.Close()
 			bodyErr := hc.waitBody(bodyDone)
-			if isTimeout(err) {
+			if isTimeout(err) || errors.Is(bodyErr, errWorkerStalled) {
 				// Only TENDER_WORKER_TIMEOUT puts a deadline on a worker connection. The
 				// worker may have acted on the request: it is not sent again.
-				hc.b.warnSilent.Warn(hc.b.log, "a worker did not answer in time: 504", "worker", be.ID, "timeout", hc.b.cfg.WorkerTimeout)
-				hc.fail(&httpError{504, "Gateway Timeout: the worker did not answer within " + hc.b.cfg.WorkerTimeout.String()})
+				hc.failSilent(be, err)
 				return failed, true
 			}
 			var malformed *httpError
@@ -271,7 +275,7 @@ func (hc *httpConn) exchange(be *Backend, up *upstream, stream, idempotent bool)
 			return failed, true
 		}
 		hc.out = hc.resp.appendResponse(hc.out[:0], false, false)
-		up.wr.disarm()
+		up.io.disarm()
 		if _, err := hc.bw.Write(hc.out); err == nil && hc.bw.Flush() == nil {
 			hc.tunnel(up)
 		}
@@ -308,6 +312,11 @@ func (hc *httpConn) exchange(be *Backend, up *upstream, stream, idempotent bool)
 	}
 	if werr == nil && isTimeout(rerr) {
 		hc.b.warnSilent.Warn(hc.b.log, "a worker went silent in the middle of its answer: cut off", "worker", be.ID, "timeout", hc.b.cfg.WorkerTimeout)
+		if tc, ok := hc.c.(*net.TCPConn); ok && untilClose {
+			// A response that ends where the connection does would look whole with a plain
+			// close: a reset says it is not.
+			_ = tc.SetLinger(0)
+		}
 	}
 	if bodyPending {
 		// The worker answered without reading the whole body: neither connection can go on.
@@ -323,6 +332,17 @@ func (hc *httpConn) exchange(be *Backend, up *upstream, stream, idempotent bool)
 	}
 	// A response the worker broke off cannot be told from a whole one but by closing.
 	return served, closeClient || werr != nil || rerr != nil
+}
+
+// failSilent answers 504 for a worker that did not answer, or did not read the request, within
+// TENDER_WORKER_TIMEOUT.
+func (hc *httpConn) failSilent(be *Backend, err error) {
+	what := "did not answer"
+	if errors.Is(err, errWorkerStalled) {
+		what = "stopped reading the request"
+	}
+	hc.b.warnSilent.Warn(hc.b.log, "a worker "+what+" in time: 504", "worker", be.ID, "timeout", hc.b.cfg.WorkerTimeout)
+	hc.fail(&httpError{504, "Gateway Timeout: the worker " + what + " within " + hc.b.cfg.WorkerTimeout.String()})
 }
 
 // waitBody waits for a body copy to end after the worker connection was closed. It returns the
@@ -348,9 +368,9 @@ func (hc *httpConn) waitBody(done chan error) error {
 func (hc *httpConn) copyRequestBody(up *upstream) error {
 	before := func() error { return hc.c.SetReadDeadline(time.Now().Add(hc.b.cfg.ClientTimeout)) }
 	if hc.req.chunked {
-		return copyChunked(up.conn, hc.br, before, nil)
+		return copyChunked(&up.io, hc.br, before, nil)
 	}
-	_, err := copyN(up.conn, hc.br, hc.req.contentLength, before, nil)
+	_, err := copyN(&up.io, hc.br, hc.req.contentLength, before, nil)
 	return err
 }
 
@@ -378,7 +398,8 @@ func (hc *httpConn) tunnel(up *upstream) {
 // clientWriter writes to the client with a write deadline TENDER_CLIENT_TIMEOUT after the start
 // of the write, so that a client that stops reading a response is let go like one that stops
 // sending, and its worker with it (nginx's send_timeout). The deadline is moved on only once a
-// tenth of the timeout has passed: setting one costs a timer update.
+// tenth of the timeout has passed (setting one costs a timer update), to the timeout and a
+// tenth ahead, so that a client is never let go short of the timeout.
 type clientWriter struct {
 	c       net.Conn
 	timeout time.Duration
@@ -389,7 +410,7 @@ type clientWriter struct {
 func (w *clientWriter) Write(p []byte) (int, error) {
 	if w.timeout > 0 && !w.fixed {
 		if now := time.Now(); now.Sub(w.set) >= w.timeout/10 {
-			_ = w.c.SetWriteDeadline(now.Add(w.timeout))
+			_ = w.c.SetWriteDeadline(now.Add(w.timeout + w.timeout/10))
 			w.set = now
 		}
 	}

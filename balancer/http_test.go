@@ -2,11 +2,13 @@ package balancer
 
 import (
 	"bufio"
+	"errors"
 	"io"
 	"net"
 	"net/http"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -458,6 +460,87 @@ func TestSilentWorker(t *testing.T) {
 		got := roundTrip(t, b, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
 		if !strings.HasSuffix(got, "\r\n\r\n0123456789") || time.Since(start) > 4*timeout {
 			t.Errorf("got %q after %v, want the part sent, then the connection closed after about %v", got, time.Since(start), timeout)
+		}
+	})
+	t.Run("a response that ends with the connection is reset when cut", func(t *testing.T) {
+		t.Parallel()
+		w := startRawWorker(t, func(r *http.Request, c net.Conn) bool {
+			io.WriteString(c, "HTTP/1.1 200 OK\r\n\r\npart-of-")
+			time.Sleep(10 * timeout)
+			return false
+		})
+		b := startBalancer(t, Config{WorkerTimeout: timeout}, w)
+		c, err := net.Dial("tcp", b.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		io.WriteString(c, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+		_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
+		got, err := io.ReadAll(c)
+		if !errors.Is(err, syscall.ECONNRESET) {
+			t.Errorf("got %q and %v, want the connection reset: a close would make the part look whole", got, err)
+		}
+	})
+	t.Run("a worker that stops reading the request is a 504", func(t *testing.T) {
+		t.Parallel()
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		go func() { // a worker that takes connections and never reads them
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				defer c.Close()
+			}
+		}()
+		w := &rawWorker{ln: ln}
+		b := startBalancer(t, Config{WorkerTimeout: timeout, ClientTimeout: 10 * timeout}, w)
+		c, err := net.Dial("tcp", b.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		go func() {
+			io.WriteString(c, "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1073741824\r\n\r\n")
+			io.CopyN(c, zeros{}, 1<<30) // until tender stops reading it
+		}()
+		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		got, _ := bufio.NewReader(c).ReadString('\n')
+		if got != "HTTP/1.1 504 Gateway Timeout\r\n" {
+			t.Errorf("got %q, want a 504", got)
+		}
+	})
+	t.Run("a silence just short of the timeout is not cut", func(t *testing.T) {
+		t.Parallel()
+		const long = 2 * time.Second
+		w := startRawWorker(t, func(r *http.Request, c net.Conn) bool {
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\na")
+			time.Sleep(long / 13) // read without moving the deadline on: under a tenth
+			io.WriteString(c, "b")
+			time.Sleep(long * 95 / 100) // past the timeout from the deadline's last move
+			io.WriteString(c, "c")
+			return false
+		})
+		b := startBalancer(t, Config{WorkerTimeout: long}, w)
+		c, err := net.Dial("tcp", b.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		io.WriteString(c, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+		_ = c.SetReadDeadline(time.Now().Add(3 * long))
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		if string(body) != "abc" || err != nil {
+			t.Errorf("got %q, %v; want abc whole", body, err)
 		}
 	})
 	t.Run("a tunnel is not timed", func(t *testing.T) {

@@ -248,7 +248,7 @@ var vars = varTable{
 		}},
 
 	{Name: "WORKER_TIMEOUT", Default: "0", Section: "Balancer",
-		Help: "how long a worker may stay silent before its answer or within it (http; 0 = off); past it, 504",
+		Help: "how long a worker may stay silent once it has the whole request, or leave it unread (http; 0 = off): before its answer, 504; within it, the client is cut off",
 		Set: func(c *Config, s string, _ bool) (err error) {
 			c.WorkerTimeout, err = parseDuration(s)
 			return err
