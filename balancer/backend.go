@@ -110,20 +110,34 @@ func (b *Backend) connect() (*upstream, error) {
 	return u, nil
 }
 
+// slidingDeadline keeps a connection's deadline a timeout ahead of the last read or write. It
+// is moved on only once a tenth of the timeout has passed (setting one costs a timer update),
+// to the timeout and a tenth ahead: a silence is never cut short of the timeout, and at most a
+// tenth past it.
+type slidingDeadline struct{ moved time.Time }
+
+// next is the deadline to set now, if one is due.
+func (d *slidingDeadline) next(timeout time.Duration) (time.Time, bool) {
+	now := time.Now()
+	if now.Sub(d.moved) < timeout/10 {
+		return time.Time{}, false
+	}
+	d.moved = now
+	return now.Add(timeout + timeout/10), true
+}
+
 // workerIO is how tender reads an upstream (its buffer reads through it) and writes a request
 // to it. With TENDER_WORKER_TIMEOUT, a worker that has the whole request may stay silent for
 // at most the timeout before its response's head and between two reads of its body (nginx's
 // proxy_read_timeout), and a worker may leave a write of the request unread for as long
-// (proxy_send_timeout). As for clientWriter, a deadline is moved on only once a tenth of the
-// timeout has passed, and so lies between the timeout and a tenth more ahead: a silence is
-// never cut short of the timeout.
+// (proxy_send_timeout).
 type workerIO struct {
 	conn    net.Conn
 	timeout time.Duration // set by the exchange before it writes
 	armed   atomic.Bool   // a read deadline runs; arm may run beside a Read (the body's copy)
 	wrote   bool          // a write deadline was set
-	// when Read and Write last moved their deadline on: each used by one goroutine at a time
-	readMoved, writeMoved time.Time
+	// each used by one goroutine at a time
+	read, write slidingDeadline
 }
 
 // errWorkerStalled is a write of the request that the worker left unread for the timeout.
@@ -131,9 +145,8 @@ var errWorkerStalled = errors.New("the worker stopped reading the request")
 
 func (w *workerIO) Read(p []byte) (int, error) {
 	if w.armed.Load() {
-		if now := time.Now(); now.Sub(w.readMoved) >= w.timeout/10 {
-			_ = w.conn.SetReadDeadline(now.Add(w.timeout + w.timeout/10))
-			w.readMoved = now
+		if t, due := w.read.next(w.timeout); due {
+			_ = w.conn.SetReadDeadline(t)
 		}
 	}
 	return w.conn.Read(p)
@@ -141,9 +154,9 @@ func (w *workerIO) Read(p []byte) (int, error) {
 
 func (w *workerIO) Write(p []byte) (int, error) {
 	if w.timeout > 0 {
-		if now := time.Now(); now.Sub(w.writeMoved) >= w.timeout/10 {
-			_ = w.conn.SetWriteDeadline(now.Add(w.timeout + w.timeout/10))
-			w.writeMoved, w.wrote = now, true
+		if t, due := w.write.next(w.timeout); due {
+			_ = w.conn.SetWriteDeadline(t)
+			w.wrote = true
 		}
 	}
 	n, err := w.conn.Write(p)

@@ -22,7 +22,7 @@ type Config struct {
 	QueueTimeout  time.Duration
 	HeaderTimeout time.Duration // for a request's head
 	ClientTimeout time.Duration // a silent client, idle between requests or while sending a body
-	WorkerTimeout time.Duration // a silent worker, before its answer or within it (http); 0 = none
+	WorkerTimeout time.Duration // a silent worker, or one that leaves the request unread (http); 0 = none
 }
 
 // Balancer accepts on the front socket and routes each session to the least busy worker.

@@ -395,23 +395,20 @@ func (hc *httpConn) tunnel(up *upstream) {
 	pipe(hc.c, up.conn, hc.b.cfg.ClientTimeout)
 }
 
-// clientWriter writes to the client with a write deadline TENDER_CLIENT_TIMEOUT after the start
-// of the write, so that a client that stops reading a response is let go like one that stops
-// sending, and its worker with it (nginx's send_timeout). The deadline is moved on only once a
-// tenth of the timeout has passed (setting one costs a timer update), to the timeout and a
-// tenth ahead, so that a client is never let go short of the timeout.
+// clientWriter writes to the client with a write deadline TENDER_CLIENT_TIMEOUT ahead (a
+// slidingDeadline), so that a client that stops reading a response is let go like one that
+// stops sending, and its worker with it (nginx's send_timeout).
 type clientWriter struct {
-	c       net.Conn
-	timeout time.Duration
-	set     time.Time // when the deadline was last moved on
-	fixed   bool      // setDeadline holds
+	c        net.Conn
+	timeout  time.Duration
+	deadline slidingDeadline
+	fixed    bool // setDeadline holds
 }
 
 func (w *clientWriter) Write(p []byte) (int, error) {
 	if w.timeout > 0 && !w.fixed {
-		if now := time.Now(); now.Sub(w.set) >= w.timeout/10 {
-			_ = w.c.SetWriteDeadline(now.Add(w.timeout + w.timeout/10))
-			w.set = now
+		if t, due := w.deadline.next(w.timeout); due {
+			_ = w.c.SetWriteDeadline(t)
 		}
 	}
 	return w.c.Write(p)

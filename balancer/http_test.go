@@ -82,14 +82,22 @@ func startBalancer(t *testing.T, cfg Config, workers ...*rawWorker) *Balancer {
 	return b
 }
 
-// roundTrip sends raw on a new connection and returns what comes back until tender closes it
-// or is silent for a moment.
-func roundTrip(t *testing.T, b *Balancer, raw string) string {
+// dial connects to the balancer, for the rest of the test.
+func dial(t *testing.T, b *Balancer) net.Conn {
 	t.Helper()
 	c, err := net.Dial("tcp", b.Addr().String())
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// roundTrip sends raw on a new connection and returns what comes back until tender closes it
+// or is silent for a moment.
+func roundTrip(t *testing.T, b *Balancer, raw string) string {
+	t.Helper()
+	c := dial(t, b)
 	defer c.Close()
 	if _, err := io.WriteString(c, raw); err != nil {
 		t.Fatal(err)
@@ -230,11 +238,7 @@ func TestClientThatStopsReadingIsLetGo(t *testing.T) {
 		return false
 	})
 	b := startBalancer(t, Config{ClientTimeout: 300 * time.Millisecond}, w)
-	c, err := net.Dial("tcp", b.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := dial(t, b)
 	if _, err := io.WriteString(c, "GET /big HTTP/1.1\r\nHost: a\r\n\r\n"); err != nil {
 		t.Fatal(err)
 	}
@@ -283,11 +287,7 @@ func TestStalledBodyIs408(t *testing.T) {
 		return true
 	})
 	b := startBalancer(t, Config{ClientTimeout: 200 * time.Millisecond}, w)
-	c, err := net.Dial("tcp", b.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := dial(t, b)
 	io.WriteString(c, "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 100000\r\n\r\n"+strings.Repeat("x", 20000))
 	_ = c.SetReadDeadline(time.Now().Add(3 * time.Second))
 	got, _ := io.ReadAll(c)
@@ -397,11 +397,7 @@ func TestSilentWorker(t *testing.T) {
 			return true
 		})
 		b := startBalancer(t, Config{WorkerTimeout: timeout}, w)
-		c, err := net.Dial("tcp", b.Addr().String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
+		c := dial(t, b)
 		io.WriteString(c, "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 60000\r\n\r\n")
 		for range 3 {
 			io.WriteString(c, strings.Repeat("x", 20000))
@@ -425,11 +421,7 @@ func TestSilentWorker(t *testing.T) {
 			return true
 		})
 		b := startBalancer(t, Config{WorkerTimeout: timeout}, w)
-		c, err := net.Dial("tcp", b.Addr().String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
+		c := dial(t, b)
 		br := bufio.NewReader(c)
 		for i := range 2 {
 			io.WriteString(c, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
@@ -470,11 +462,7 @@ func TestSilentWorker(t *testing.T) {
 			return false
 		})
 		b := startBalancer(t, Config{WorkerTimeout: timeout}, w)
-		c, err := net.Dial("tcp", b.Addr().String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
+		c := dial(t, b)
 		io.WriteString(c, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
 		_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
 		got, err := io.ReadAll(c)
@@ -500,11 +488,7 @@ func TestSilentWorker(t *testing.T) {
 		}()
 		w := &rawWorker{ln: ln}
 		b := startBalancer(t, Config{WorkerTimeout: timeout, ClientTimeout: 10 * timeout}, w)
-		c, err := net.Dial("tcp", b.Addr().String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
+		c := dial(t, b)
 		go func() {
 			io.WriteString(c, "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1073741824\r\n\r\n")
 			io.CopyN(c, zeros{}, 1<<30) // until tender stops reading it
@@ -527,11 +511,7 @@ func TestSilentWorker(t *testing.T) {
 			return false
 		})
 		b := startBalancer(t, Config{WorkerTimeout: long}, w)
-		c, err := net.Dial("tcp", b.Addr().String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
+		c := dial(t, b)
 		io.WriteString(c, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
 		_ = c.SetReadDeadline(time.Now().Add(3 * long))
 		resp, err := http.ReadResponse(bufio.NewReader(c), nil)

@@ -246,7 +246,6 @@ var vars = varTable{
 			c.ClientTimeout, err = parsePositiveDuration(s)
 			return err
 		}},
-
 	{Name: "WORKER_TIMEOUT", Default: "0", Section: "Balancer",
 		Help: "how long a worker may stay silent once it has the whole request, or leave it unread (http; 0 = off): before its answer, 504; within it, the client is cut off",
 		Set: func(c *Config, s string, _ bool) (err error) {
