@@ -370,6 +370,15 @@ func TestUpgradeBeforeTheBodyIs502(t *testing.T) {
 // given up on; its time runs from the end of the request, and a tunnel is not timed.
 func TestSilentWorker(t *testing.T) {
 	const timeout = 200 * time.Millisecond
+	// stallAfter is a worker that sends part of its answer, then nothing for far longer than
+	// the timeout.
+	stallAfter := func(t *testing.T, part string) *rawWorker {
+		return startRawWorker(t, func(_ *http.Request, c net.Conn) bool {
+			io.WriteString(c, part)
+			time.Sleep(10 * timeout)
+			return false
+		})
+	}
 	t.Run("no answer is a 504, not asked again", func(t *testing.T) {
 		t.Parallel()
 		w := startRawWorker(t, func(*http.Request, net.Conn) bool {
@@ -442,11 +451,7 @@ func TestSilentWorker(t *testing.T) {
 	})
 	t.Run("a worker silent within its answer is cut off", func(t *testing.T) {
 		t.Parallel()
-		w := startRawWorker(t, func(r *http.Request, c net.Conn) bool {
-			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789")
-			time.Sleep(10 * timeout)
-			return false
-		})
+		w := stallAfter(t, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789")
 		b := startBalancer(t, Config{WorkerTimeout: timeout}, w)
 		start := time.Now()
 		got := roundTrip(t, b, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
@@ -456,11 +461,7 @@ func TestSilentWorker(t *testing.T) {
 	})
 	t.Run("a response that ends with the connection is reset when cut", func(t *testing.T) {
 		t.Parallel()
-		w := startRawWorker(t, func(r *http.Request, c net.Conn) bool {
-			io.WriteString(c, "HTTP/1.1 200 OK\r\n\r\npart-of-")
-			time.Sleep(10 * timeout)
-			return false
-		})
+		w := stallAfter(t, "HTTP/1.1 200 OK\r\n\r\npart-of-")
 		b := startBalancer(t, Config{WorkerTimeout: timeout}, w)
 		c := dial(t, b)
 		io.WriteString(c, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
