@@ -12,41 +12,82 @@ import (
 )
 
 // ownHandler: tender catches signals with a handler of its own on this architecture
-// (package sigrelay), which relays them through a pipe.
+// (package sigrelay), which counts them and wakes a reader through a pipe.
 const ownHandler = true
 
+// perRound bounds how many of one signal the relay passes on before it looks at the others
+// again: a flood of one real-time signal must not hold up a SIGTERM behind it.
+const perRound = 64
+
 // catch catches sigs with sigrelay's handler (for tender, package early did already), relays
-// them to c, and returns the signals left to CatchRest: none, unless a fault's handler is not
+// them to s.c, and returns the signals left to CatchRest: none, unless a fault's handler is not
 // the runtime's. Without a relay (no fd left for a pipe), os/signal catches them all.
-func catch(sigs []syscall.Signal, c chan<- os.Signal) (later []syscall.Signal) {
+func (s *Signals) catch(sigs []syscall.Signal) (later []syscall.Signal) {
 	fd, missed, err := sigrelay.Catch(sigs)
 	if err != nil {
-		return catchWithRuntime(sigs, c)
+		return catchWithRuntime(sigs, s.c)
 	}
+	s.relayed = true
 	// The read end is non-blocking: the reader waits in the runtime's poller rather than on a
 	// thread of its own.
-	relay := os.NewFile(uintptr(fd), "signal relay")
-	go func() {
-		var buf [128]byte
-		for {
-			n, err := relay.Read(buf[:])
-			if err != nil { // only if the read end were closed: it never is
-				return
-			}
-			for _, b := range buf[:n] {
-				c <- syscall.Signal(b)
-			}
-		}
-	}()
+	go s.relay(os.NewFile(uintptr(fd), "signal relay"))
 	for _, sig := range missed {
 		if !sigrelay.IsFault(sig) {
-			notify(c, []syscall.Signal{sig})
+			notify(s.c, []syscall.Signal{sig})
 		} else {
 			later = append(later, sig)
 		}
 	}
 	unblockHere(sigs)
 	return later
+}
+
+// relay waits for the handler's wake-ups and passes on every signal it counted, in rounds: at
+// most perRound of each signal a round, standard signals first, so that however many
+// real-time signals are waiting, a SIGTERM goes out within a round. A SIGCHLD (caught only
+// while the reaper watches for it) wakes the reaper instead.
+func (s *Signals) relay(wakeups *os.File) {
+	var buf [512]byte
+	more := false
+	for {
+		if !more {
+			if _, err := wakeups.Read(buf[:]); err != nil { // only if the read end were closed
+				return
+			}
+		}
+		more = false
+		for sig := syscall.Signal(1); sig <= 64; sig++ {
+			n := sigrelay.Take(sig, perRound)
+			if n == perRound {
+				more = true
+			}
+			if sig == unix.SIGCHLD {
+				if n > 0 {
+					select {
+					case s.children <- struct{}{}:
+					default:
+					}
+				}
+				continue
+			}
+			for ; n > 0; n-- {
+				s.c <- sig
+			}
+		}
+	}
+}
+
+// watchChildren catches SIGCHLD (on) or sets it back to its default (off), for the reaper
+// while it has no child.
+func (s *Signals) watchChildren(on bool) bool {
+	if !s.relayed {
+		return false
+	}
+	if !on {
+		return sigrelay.Uncatch(unix.SIGCHLD) == nil
+	}
+	_, missed, err := sigrelay.Catch([]syscall.Signal{unix.SIGCHLD})
+	return err == nil && len(missed) == 0
 }
 
 // unblockHere unblocks sigs in the calling thread. The signals blocked in the process that

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"syscall"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"golang.org/x/sys/unix"
@@ -23,19 +24,24 @@ import (
 // start-up. It cannot catch some at all (SIGSYS, SIGPROF, 32, and 34 = glibc's SIGRTMIN, which
 // the runtime leaves at their default: they would kill tender). So where tender has a handler of
 // its own (package sigrelay), that handler catches them all at once, in tender as early as
-// package early's init.
+// package early's init, and no signal it counted is lost, however many arrive.
 // Elsewhere os/signal catches the urgent ones first, the rest once the app runs (CatchRest),
-// and the four above are not caught.
+// and the four above are not caught; there a signal that arrives while one of its kind is still
+// waiting to be passed on is merged into it, as the kernel merges standard signals.
 type Signals struct {
 	c     chan os.Signal
 	later []syscall.Signal // for CatchRest
+	// children hears of SIGCHLD while the reaper watches for it (watchChildren).
+	children chan struct{}
+	// relayed: tender's own handler catches the signals (sigrelay), SIGCHLD too when asked.
+	relayed bool
 }
 
 // CatchSignals catches every signal tender forwards but those CatchRest catches. It is called
 // once in a process: its relay has one reader.
 func CatchSignals() *Signals {
-	s := &Signals{c: make(chan os.Signal, 128)}
-	s.later = catch(sigrelay.Forwarded(), s.c)
+	s := &Signals{c: make(chan os.Signal, 128), children: make(chan struct{}, 1)}
+	s.later = s.catch(sigrelay.Forwarded())
 	return s
 }
 
@@ -45,6 +51,8 @@ func (s *Signals) C() <-chan os.Signal { return s.c }
 // CatchRest catches the signals CatchSignals left for later, if any. Until then those are
 // dropped.
 func (s *Signals) CatchRest() { notify(s.c, s.later) }
+
+func (s *Signals) childExited() <-chan struct{} { return s.children }
 
 // urgent are the signals that os/signal catches before any app starts where tender has no
 // handler of its own: those that, left to the Go runtime, would kill tender (TERM, INT, HUP),
@@ -67,31 +75,41 @@ func catchWithRuntime(sigs []syscall.Signal, c chan<- os.Signal) (later []syscal
 	return later
 }
 
-// notify catches sigs with os/signal.
+// notify catches sigs with os/signal. os/signal drops a signal that finds its channel full:
+// each signal has a channel of its own, of one, emptied into c by a goroutine, so that what is
+// dropped is only a second signal of a kind whose first is still on its way.
 func notify(c chan<- os.Signal, sigs []syscall.Signal) {
-	if len(sigs) == 0 {
-		return
+	for _, sig := range sigs {
+		one := make(chan os.Signal, 1)
+		signal.Notify(one, sig)
+		go func() {
+			for s := range one {
+				c <- s
+			}
+		}()
 	}
-	list := make([]os.Signal, len(sigs))
-	for i, sig := range sigs {
-		list[i] = sig
-	}
-	signal.Notify(c, list...)
 }
 
 // Forwarder passes signals on to a child, as tini and dumb-init do.
 type Forwarder struct {
+	// Reaper signals the child, only while it is the child (see Reaper.Signal).
+	Reaper *Reaper
 	// ToGroup sends to the child's process group (which the child leads) rather than the
 	// child alone, so that a shell's pipeline gets the signal too.
 	ToGroup bool
 	// Rewrite maps a signal to another before it is sent; to 0 drops it.
 	Rewrite map[syscall.Signal]syscall.Signal
 	Log     hclog.Logger
+
+	// Real-time signals the child's queue refused (EAGAIN: its RLIMIT_SIGPENDING is full),
+	// counted and said at most once a second.
+	refused     int
+	refusedSaid time.Time
 }
 
 // Forward sends sig, rewritten, to pid (or its group) and returns what was sent (0 when the
 // rewrite dropped it).
-func (f Forwarder) Forward(sig syscall.Signal, pid int) syscall.Signal {
+func (f *Forwarder) Forward(sig syscall.Signal, pid int) syscall.Signal {
 	if to, ok := f.Rewrite[sig]; ok {
 		if to == 0 {
 			f.Log.Debug("dropping signal", "signal", SignalName(sig))
@@ -100,24 +118,20 @@ func (f Forwarder) Forward(sig syscall.Signal, pid int) syscall.Signal {
 		f.Log.Debug("rewriting signal", "from", SignalName(sig), "to", SignalName(to))
 		sig = to
 	}
-	if err := Signal(pid, sig, f.ToGroup); err != nil {
-		f.Log.Debug("cannot forward signal", "signal", SignalName(sig), "pid", pid, "error", err)
-	} else {
+	err := f.Reaper.Signal(pid, sig, f.ToGroup)
+	switch {
+	case err == nil:
 		f.Log.Trace("forwarded signal", "signal", SignalName(sig), "pid", pid)
+	case errors.Is(err, unix.EAGAIN):
+		f.refused++
+		if now := time.Now(); now.Sub(f.refusedSaid) >= time.Second {
+			f.Log.Warn("the app's queue of real-time signals is full: signals not delivered", "count", f.refused, "last", SignalName(sig), "pid", pid)
+			f.refused, f.refusedSaid = 0, now
+		}
+	default:
+		f.Log.Debug("cannot forward signal", "signal", SignalName(sig), "pid", pid, "error", err)
 	}
 	return sig
-}
-
-// Signal sends sig to pid's process group when group is true, falling back to pid alone when
-// the group is gone (the child may have moved to another group), or to pid alone otherwise.
-func Signal(pid int, sig syscall.Signal, group bool) error {
-	if group {
-		err := unix.Kill(-pid, sig)
-		if !errors.Is(err, unix.ESRCH) {
-			return err
-		}
-	}
-	return unix.Kill(pid, sig)
 }
 
 // BecomeSubreaper makes orphaned descendants re-parent to this process instead of to the

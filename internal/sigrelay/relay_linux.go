@@ -3,26 +3,31 @@
 package sigrelay
 
 import (
+	"sync/atomic"
 	"syscall"
 	"unsafe"
 )
 
 // tender's own signal handler is handler, in relay_linux_$GOARCH.s. The kernel calls it with
-// the signal's number; it writes that number, one byte, to a pipe (the relay) and returns, and
-// a goroutine of package reaper reads the relay and sends each signal on: the self-pipe trick
-// of C inits. The runtime's handler does much the same for os/signal, but os/signal enables
-// each signal with a round trip to a thread of the runtime's; installing handler is one
-// rt_sigaction.
+// the signal's number; it adds one to that signal's count in pending, writes one byte to a pipe
+// (the relay) to wake the reader, and returns. A goroutine of package reaper waits on the relay
+// and takes the counts (Take), and sends each signal on: the self-pipe trick of C inits, with
+// the count kept apart from the pipe so that nothing is lost when the pipe is full. The byte is
+// only a wake-up: when the relay is full (64 KiB of wake-ups not yet read, a flood of real-time
+// signals), the write fails and the signal is still counted, and the reader, which has those
+// bytes to read, will see it. The runtime's handler does much the same for os/signal, but
+// os/signal enables each signal with a round trip to a thread of the runtime's; installing
+// handler is one rt_sigaction.
 //
 // handler drops the signals that tender sent itself: in practice the SIGPIPE the kernel sends a
 // process that writes to a socket or pipe whose reader is gone (a client of the balancer that
-// went away), which is tender's own business and not the apps'. A signal that finds the relay
-// full (64 KiB of signals not yet relayed) is dropped rather than waited for.
+// went away), which is tender's own business and not the apps'.
 //
-// handler touches no Go state, has no frame and writes from numbers, not from a stack: it may
-// run on any thread at any instant. It runs on the thread's signal stack (every thread of a Go
-// program has one) with every signal blocked, and the system calls it interrupts are restarted.
-// A child gets it back as SIG_DFL: the clean start resets every signal before its exec.
+// handler touches no Go state but pending (atomically), has no frame and writes from numbers,
+// not from a stack: it may run on any thread at any instant. It runs on the thread's signal
+// stack (every thread of a Go program has one) with every signal blocked, and the system calls
+// it interrupts are restarted. A child gets it back as SIG_DFL: the clean start resets every
+// signal before its exec.
 
 // handlerAddrs returns the addresses of handler, of faultHandler and of the restorer that
 // returns from them, 0 where the kernel provides one.
@@ -35,8 +40,10 @@ var (
 	relayFd int32 = -1
 	// relayRead is the relay's read end, for package reaper.
 	relayRead = -1
-	// numbers[n] is n: handler writes the byte at &numbers[sig].
+	// numbers[n] is n: handler writes the byte at &numbers[sig] (any byte would do).
 	numbers [65]byte
+	// pending[sig] counts the deliveries of sig not yet taken: handler adds, Take subtracts.
+	pending [65]uint32
 	// selfPid is tender's pid, to tell the signals it sent itself.
 	//lint:ignore U1000 read by handler, in assembly
 	selfPid int32
@@ -156,5 +163,30 @@ func rtSigaction(sig syscall.Signal, sa, old *sigaction) error {
 	if _, _, e := syscall.RawSyscall6(syscall.SYS_RT_SIGACTION, uintptr(sig), uintptr(unsafe.Pointer(sa)), uintptr(unsafe.Pointer(old)), 8, 0, 0); e != 0 {
 		return e
 	}
+	return nil
+}
+
+// Take takes up to max deliveries of sig that the handler counted, and returns how many it
+// took; the rest stay pending for the next call.
+func Take(sig syscall.Signal, max uint32) uint32 {
+	for {
+		n := atomic.LoadUint32(&pending[sig])
+		take := min(n, max)
+		if take == 0 || atomic.CompareAndSwapUint32(&pending[sig], n, n-take) {
+			return take
+		}
+	}
+}
+
+// Uncatch sets sig back to SIG_DFL, for a signal tender catches only for a while (SIGCHLD,
+// while it has no child: see package reaper). Its count stays for Take.
+func Uncatch(sig syscall.Signal) error {
+	if !caught[sig] {
+		return nil
+	}
+	if err := rtSigaction(sig, &sigaction{handler: sigDfl}, nil); err != nil {
+		return err
+	}
+	caught[sig] = false
 	return nil
 }

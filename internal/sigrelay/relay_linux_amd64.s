@@ -1,21 +1,24 @@
 #include "textflag.h"
 
 // handler is called by the kernel with the C calling convention: the signal's number in DI,
-// its siginfo in SI. It writes numbers[sig] to the relay, unless tender sent the signal itself,
-// and returns; see relay_linux.go.
+// its siginfo in SI. Unless tender sent the signal itself, it counts it in pending[sig] and
+// writes one byte to the relay to wake the reader, and returns; see relay_linux.go.
 TEXT ·handler(SB),NOSPLIT|NOFRAME,$0
 	MOVL	8(SI), AX // info.si_code
 	CMPL	AX, $0
-	JGT	relay // raised by the kernel (SI_KERNEL...): no sender, and no si_pid
+	JGT	relay // raised by the kernel (SI_KERNEL, CLD_EXITED...): no sender, and no si_pid
 	MOVL	16(SI), AX // info.si_pid
 	CMPL	AX, ·selfPid(SB)
 	JEQ	done
 relay:
+	LEAQ	·pending(SB), AX
+	LOCK
+	INCL	(AX)(DI*4) // pending[sig]++: the count, not the byte, is what the reader acts on
 	LEAQ	·numbers(SB), SI
 	ADDQ	DI, SI // &numbers[sig]
 	MOVLQSX	·relayFd(SB), DI
 	MOVQ	$1, DX
-	MOVQ	$1, AX // SYS_write
+	MOVQ	$1, AX // SYS_write; EAGAIN (the relay full of wake-ups) loses nothing
 	SYSCALL
 done:
 	RET

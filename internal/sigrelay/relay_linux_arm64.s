@@ -1,23 +1,30 @@
 #include "textflag.h"
 
 // handler is called by the kernel with the C calling convention: the signal's number in R0,
-// its siginfo in R1. It writes numbers[sig] to the relay, unless tender sent the signal itself,
-// and returns to the link register, which the kernel set to its own restorer; see
-// catch_linux.go.
+// its siginfo in R1. Unless tender sent the signal itself, it counts it in pending[sig] and
+// writes one byte to the relay to wake the reader, and returns to the link register, which the
+// kernel set to its own restorer; see relay_linux.go.
 TEXT ·handler(SB),NOSPLIT|NOFRAME,$0
 	MOVW	8(R1), R3 // info.si_code
 	CMPW	$0, R3
-	BGT	relay // raised by the kernel (SI_KERNEL...): no sender, and no si_pid
+	BGT	relay // raised by the kernel (SI_KERNEL, CLD_EXITED...): no sender, and no si_pid
 	MOVW	16(R1), R3 // info.si_pid
 	MOVW	·selfPid(SB), R4
 	CMPW	R3, R4
 	BEQ	done
 relay:
+	MOVD	$·pending(SB), R3
+	ADD	R0<<2, R3, R3 // &pending[sig]
+again: // pending[sig]++, atomically: the count, not the byte, is what the reader acts on
+	LDAXRW	(R3), R4
+	ADDW	$1, R4, R4
+	STLXRW	R4, (R3), R5
+	CBNZW	R5, again
 	MOVD	$·numbers(SB), R1
 	ADD	R0, R1, R1 // &numbers[sig]
 	MOVW	·relayFd(SB), R0
 	MOVD	$1, R2
-	MOVD	$64, R8 // SYS_write
+	MOVD	$64, R8 // SYS_write; EAGAIN (the relay full of wake-ups) loses nothing
 	SVC
 done:
 	RET
