@@ -94,12 +94,21 @@ func beforeFork()
 //go:linkname afterFork syscall.runtime_AfterFork
 func afterFork()
 
+// entersyscall and exitsyscall tell the Go runtime that this goroutine is in a system call,
+// as syscall.Syscall does: its thread gives its P up and counts as stopped for the garbage
+// collector, however long it stays there.
+//
+//go:linkname entersyscall runtime.entersyscall
+func entersyscall()
+
+//go:linkname exitsyscall runtime.exitsyscall
+func exitsyscall()
+
 // forkChild starts a child that prepares itself by l and execs the app, or writes a report on
-// the error pipe and exits. It returns the child's pid in tender, once the child has exec'd or
-// exited.
-func forkChild(l *launch) (int, syscall.Errno) {
-	pid, errno := forkChild1(l)
-	afterFork()
+// the error pipe and exits. The kernel writes the child's pid to *tid before the child runs.
+// It returns the child's pid in tender, once the child has exec'd or exited.
+func forkChild(l *launch, tid *int32) (int, syscall.Errno) {
+	pid, errno := forkChild1(l, tid)
 	return int(pid), errno
 }
 
@@ -113,6 +122,14 @@ func forkChild(l *launch) (int, syscall.Errno) {
 // one crash at once), no write barrier and no return to the scheduler. With vfork the child
 // also runs on this function's frame while tender waits: tender, once it runs again, must read
 // nothing but vfork's results and return, which is why this is a function of its own.
+//
+// tender's thread waits in vfork until the child execs, which may be never: a child stopped
+// before its exec, an exec stuck on a dead NFS or FUSE path. So the wait is a system call for
+// the Go runtime (entersyscall): the thread gives its P up, and the garbage collector, which
+// stops every goroutine not in a system call, does not wait for it (os/exec's vfork, which does
+// not do this, freezes the whole program at its next collection). The parent's side ends the
+// fork (afterFork, on this thread, whose signal mask it restores) before it leaves the system
+// call, which may resume it on another thread.
 //
 // The child's steps, their order, and why:
 //
@@ -141,7 +158,7 @@ func forkChild(l *launch) (int, syscall.Errno) {
 //go:noinline
 //go:norace
 //go:nocheckptr
-func forkChild1(l *launch) (pid uintptr, errno syscall.Errno) {
+func forkChild1(l *launch, tid *int32) (pid uintptr, errno syscall.Errno) {
 	var (
 		r1, nfd  uintptr
 		err, e   syscall.Errno
@@ -157,8 +174,11 @@ func forkChild1(l *launch) (pid uintptr, errno syscall.Errno) {
 	paths, argv0, envv0 := l.paths, &l.argv[0], &l.envv[0]
 
 	beforeFork()
-	pid, errno = vfork()
+	entersyscall()
+	pid, errno = vfork(tid)
 	if errno != 0 || pid != 0 {
+		afterFork()
+		exitsyscall()
 		return
 	}
 

@@ -508,12 +508,12 @@ func (p *Pool) signalStop(w *worker) {
 		grace = max(min(grace, time.Until(p.stopDeadline)), 0)
 	}
 	p.log.Debug("stopping worker", "id", w.slot.id, "pid", w.pid, "kill_after", grace.Round(time.Millisecond))
-	_ = reaper.Signal(w.pid, unix.SIGTERM, true)
+	_ = p.spawner.Reaper.Signal(w.pid, unix.SIGTERM, true)
 	time.AfterFunc(grace, func() {
 		p.post(func() {
 			if p.workers[w] {
 				p.log.Warn("worker did not stop on SIGTERM; sending SIGKILL", "id", w.slot.id, "pid", w.pid, "after", grace.Round(time.Millisecond))
-				_ = reaper.Signal(w.pid, unix.SIGKILL, true)
+				_ = p.spawner.Reaper.Signal(w.pid, unix.SIGKILL, true)
 			}
 		})
 	})
@@ -678,7 +678,7 @@ func (p *Pool) onSignal(sig syscall.Signal) {
 	default:
 		for w := range p.workers {
 			if w.pid != 0 {
-				_ = reaper.Signal(w.pid, sig, true)
+				_ = p.spawner.Reaper.Signal(w.pid, sig, true)
 			}
 		}
 	}

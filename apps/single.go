@@ -29,7 +29,7 @@ func restartWanted(p config.RestartPolicy, code int) bool {
 // process group, the terminal's foreground group, every signal forwarded to it.
 type Single struct {
 	Spawner *Spawner
-	Forward reaper.Forwarder
+	Forward *reaper.Forwarder
 	Args    []string
 	Env     []string
 	Policy  config.RestartPolicy
@@ -88,7 +88,7 @@ func (s *Single) Run(signals <-chan os.Signal) int {
 	exits := make(chan reaper.Exit, 1)
 	stopping := false
 	for {
-		pid, code, started := s.start(exits)
+		pid, code, started := s.start(exits, signals, &stopping)
 		if s.Started != nil {
 			go s.Started()
 			s.Started = nil
@@ -130,22 +130,46 @@ func (s *Single) Run(signals <-chan os.Signal) int {
 var stdio = [3]int{0, 1, 2}
 
 // start starts the child and reports a failed start; a pid of 0 means nothing started, and
-// code is then the exit status for tender.
-func (s *Single) start(exits chan<- reaper.Exit) (pid, code int, started time.Time) {
+// code is then the exit status for tender. Signals that arrive meanwhile go to the child being
+// started, as they would to the app: the start may never end (a child stopped before its exec,
+// an exec stuck on a dead NFS or FUSE path), and a SIGTERM must still reach it.
+func (s *Single) start(exits chan<- reaper.Exit, signals <-chan os.Signal, stopping *bool) (pid, code int, started time.Time) {
 	started = time.Now()
-	pid, err := s.Spawner.Start(Spawn{Args: s.Args, Env: s.Env, Stdio: stdio, Foreground: true}, exits)
+	type result struct {
+		pid int
+		err error
+	}
+	birth := new(reaper.Birth)
+	done := make(chan result, 1)
+	go func() {
+		pid, err := s.Spawner.Start(Spawn{Args: s.Args, Env: s.Env, Stdio: stdio, Foreground: true, Birth: birth}, exits)
+		done <- result{pid, err}
+	}()
+	var res result
+	for waiting := true; waiting; {
+		select {
+		case res = <-done:
+			waiting = false
+		case sig := <-signals:
+			sn := sig.(syscall.Signal)
+			if stopSignals[sn] {
+				*stopping = true
+			}
+			s.Forward.Forward(sn, birth.Pid())
+		}
+	}
 	var se *StartError
 	switch {
-	case errors.As(err, &se):
+	case errors.As(res.err, &se):
 		s.Log.Error("cannot start the app", "step", se.Step, "error", se.Msg)
 		code = se.Code
-	case err != nil:
-		s.Log.Error("cannot start the app", "error", err)
+	case res.err != nil:
+		s.Log.Error("cannot start the app", "error", res.err)
 		code = ExitCannotExecute
 	default:
-		s.Log.Debug("started the app", "pid", pid, "args", s.Args)
+		s.Log.Debug("started the app", "pid", res.pid, "args", s.Args)
 	}
-	return pid, code, started
+	return res.pid, code, started
 }
 
 // wait forwards signals to pid until it exits.

@@ -26,7 +26,8 @@ func BenchmarkStart(b *testing.B) {
 		attr := &syscall.ProcAttr{Env: os.Environ(), Files: []uintptr{0, 1, 2}}
 		for b.Loop() {
 			exits := make(chan reaper.Exit, 1)
-			if _, err := r.Start(func() (int, error) { return syscall.ForkExec("/bin/true", []string{"/bin/true"}, attr) }, exits); err != nil {
+			fork := func(*int32) (int, error) { return syscall.ForkExec("/bin/true", []string{"/bin/true"}, attr) }
+			if _, err := r.Start(reaper.Child{Fork: fork, Exits: exits}); err != nil {
 				b.Fatal(err)
 			}
 			<-exits

@@ -40,6 +40,9 @@ type Spawn struct {
 	// Foreground hands the terminal to the process's group (the single foreground child), when
 	// tender's own group has it.
 	Foreground bool
+	// Birth, when set, gives the process's pid before Start returns, which may be never: a
+	// child stopped or stuck before its exec (see reaper.Birth).
+	Birth *reaper.Birth
 }
 
 // Start starts sp and sends its Exit to exits when it ends. When the clean start fails in the
@@ -56,25 +59,26 @@ func (s *Spawner) Start(sp Spawn, exits chan<- reaper.Exit) (int, error) {
 	}
 	l.errPipe = errPipe[1]
 	l.closeRange = closeRangeWorks()
-	start := s.Reaper.Start
-	if sp.Foreground {
-		start = s.Reaper.StartWithStops // for job control on a terminal: Single.suspend
-	}
-	pid, err := start(func() (int, error) {
-		// Held like os/exec does, against fds that some package creates without O_CLOEXEC.
-		syscall.ForkLock.Lock()
-		defer syscall.ForkLock.Unlock()
-		if !l.closeRange {
-			if err := capabilities.CloseOnExecFrom(3 + s.ListenFds); err != nil {
-				return 0, fmt.Errorf("marking fds close-on-exec: %w", err)
+	pid, err := s.Reaper.Start(reaper.Child{
+		Fork: func(tid *int32) (int, error) {
+			// Every fd tender opens is close-on-exec (Go's os and net do so on Linux), and
+			// those it inherited were marked at start-up; without close_range in the child
+			// they are marked again here, for anything opened since by other means.
+			if !l.closeRange {
+				if err := capabilities.CloseOnExecFrom(3 + s.ListenFds); err != nil {
+					return 0, fmt.Errorf("marking fds close-on-exec: %w", err)
+				}
 			}
-		}
-		pid, errno := forkChild(l)
-		if errno != 0 {
-			return 0, fmt.Errorf("fork: %w", errno)
-		}
-		return pid, nil
-	}, exits)
+			pid, errno := forkChild(l, tid)
+			if errno != 0 {
+				return 0, fmt.Errorf("fork: %w", errno)
+			}
+			return pid, nil
+		},
+		Exits: exits,
+		Stops: sp.Foreground, // for job control on a terminal: Single.suspend
+		Birth: sp.Birth,
+	})
 	unix.Close(errPipe[1])
 	defer unix.Close(errPipe[0])
 	if err != nil {

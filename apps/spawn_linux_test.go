@@ -35,7 +35,7 @@ func TestCandidates(t *testing.T) {
 }
 
 // testReaper is the one owner of wait4 in this test binary: two would steal each other's exits.
-var testReaper = sync.OnceValue(func() *reaper.Reaper { return reaper.New(hclog.NewNullLogger()) })
+var testReaper = sync.OnceValue(func() *reaper.Reaper { return reaper.New(hclog.NewNullLogger(), nil) })
 
 // start starts sp through a Spawner, with its stdout and stderr on a pipe, and returns what it
 // wrote there and its Exit.

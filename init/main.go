@@ -55,7 +55,7 @@ func run(cfg *config.Config) int {
 	//    read in the background, beside the set-up below.
 	oomKills := capabilities.WatchOOMKills()
 	signals := reaper.CatchSignals()
-	r := reaper.New(log)
+	r := reaper.New(log, signals)
 	if os.Getpid() != 1 {
 		if err := reaper.BecomeSubreaper(); err != nil {
 			log.Warn("cannot register as child subreaper: orphans will not be reaped by tender", "error", err)

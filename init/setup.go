@@ -61,7 +61,7 @@ func newSingle(cfg *config.Config, spawner *apps.Spawner, env []string, log hclo
 	return &apps.Single{
 		Spawner: spawner,
 		Env:     env,
-		Forward: reaper.Forwarder{ToGroup: cfg.SignalTarget == config.TargetGroup, Rewrite: cfg.SignalRewrite, Log: log},
+		Forward: &reaper.Forwarder{Reaper: spawner.Reaper, ToGroup: cfg.SignalTarget == config.TargetGroup, Rewrite: cfg.SignalRewrite, Log: log},
 		Args:    cfg.Command,
 		Policy:  restartPolicy(cfg),
 		Backoff: backoff(cfg),

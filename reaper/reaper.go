@@ -2,14 +2,19 @@
 // child subreaper and ending every process left when the main child is gone.
 //
 // No other code in tender waits for a process. Whoever starts a child does so through
-// Reaper.Start, which holds the reaper's lock across the fork so that the child's exit cannot
-// be collected before someone is listening for it.
+// Reaper.Start, so that the child's exit goes to whoever watches it and never to anyone else,
+// and signals a child through Reaper.Signal, so that a pid that was reaped (and may be another
+// process's by now) is never signalled.
 package reaper
 
 import (
 	"errors"
 	"strconv"
 	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+	"unsafe"
 
 	"github.com/hashicorp/go-hclog"
 	"golang.org/x/sys/unix"
@@ -45,15 +50,21 @@ func (e Exit) String() string {
 // Reaper collects the exit status of every child, started by tender or adopted, and hands the
 // ones somebody asked for to that somebody.
 //
-// It waits in a blocking wait4(-1) on a thread of its own rather than on SIGCHLD: an exit is
-// seen as soon as it happens, and tender needs no signal handler for it.
+// It waits in a blocking waitid on a thread of its own rather than on SIGCHLD: an exit is seen
+// as soon as it happens, and tender needs no signal handler for it while it has children. It
+// learns which child exited without reaping it (WNOWAIT), then reaps that pid and finds its
+// watcher under one lock: a zombie's pid cannot be given to a new process, so the status can
+// only go to whoever started that very process.
 type Reaper struct {
-	log hclog.Logger
+	log  hclog.Logger
+	wake childWake
 
 	mu       sync.Mutex
+	born     *sync.Cond // broadcast whenever a birth ends
 	watchers map[int]watcher
-	children bool // a child may be alive: set by Start, cleared when wait4 says ECHILD
-	// gone is closed and replaced whenever wait4 finds no child left, so that EndAll can
+	births   map[*Birth]bool
+	children bool // a child may be alive: set by Start, cleared when waitid says ECHILD
+	// gone is closed and replaced whenever waitid finds no child left, so that EndAll can
 	// sleep until then.
 	gone    chan struct{}
 	started chan struct{} // wakes the waiting thread when a first child appears
@@ -65,48 +76,93 @@ type watcher struct {
 	stops bool
 }
 
-// New makes a Reaper and starts its waiting thread.
+// childWake tells the waiting thread that a child exited while it slept for want of children.
+// A child can appear without Start: an orphan re-parented to tender, from a process that
+// entered the container with setns (docker exec) and forked.
+type childWake interface {
+	// watchChildren turns the watch on or off, and reports whether it can.
+	watchChildren(on bool) bool
+	childExited() <-chan struct{}
+}
+
+// childPoll is how often the waiting thread looks for children while it has none, where no
+// signal can wake it (architectures without tender's own handler).
+const childPoll = 50 * time.Millisecond
+
+// New makes a Reaper and starts its waiting thread. wake, when not nil, wakes that thread when
+// an adopted child exits while tender has no other (Signals does); otherwise it looks every
+// childPoll.
 //
-// It also sets SIGCHLD back to SIG_DFL, over the handler the Go runtime installs for every
+// New also sets SIGCHLD back to SIG_DFL, over the handler the Go runtime installs for every
 // signal: the kernel then drops SIGCHLD without waking any thread of tender's, where the
 // runtime's handler would wake one for every exit (a storm of wake-ups when orphans die by the
-// thousand) only to ignore the signal. Zombies stay for wait4: only SIG_IGN would make the
+// thousand) only to ignore the signal. Zombies stay for waitid: only SIG_IGN would make the
 // kernel reap children itself and lose their exit statuses.
-func New(log hclog.Logger) *Reaper {
+func New(log hclog.Logger, wake *Signals) *Reaper {
 	if err := SetDefault(unix.SIGCHLD); err != nil {
 		log.Debug("cannot set SIGCHLD to its default", "error", err)
 	}
 	r := &Reaper{
 		log:      log,
 		watchers: make(map[int]watcher),
+		births:   make(map[*Birth]bool),
 		gone:     make(chan struct{}),
 		started:  make(chan struct{}, 1),
 	}
+	if wake != nil {
+		r.wake = wake
+	}
+	r.born = sync.NewCond(&r.mu)
 	go r.wait()
 	return r
 }
 
-// Start runs fork, which must start exactly one child and return its pid, and sends that
-// child's Exit to exits when it ends. The reaper's lock is held across the fork so that the
-// child cannot be reaped before it is watched. exits should be buffered.
-func (r *Reaper) Start(fork func() (int, error), exits chan<- Exit) (int, error) {
-	return r.start(fork, watcher{exits: exits})
+// Birth is a child while its fork runs: the kernel writes the child's pid into it before the
+// child runs (clone's CLONE_PARENT_SETTID), so that its pid is known, to the reaper and to
+// Reaper.Signal, while the fork has not returned. A vfork returns only once the child has
+// exec'd or exited, which may take for ever (a child stopped before its exec, an exec stuck on
+// a dead NFS or FUSE path).
+type Birth struct{ pid int32 }
+
+// Pid is the child's pid, or 0 while the kernel has not made it.
+func (b *Birth) Pid() int { return int(atomic.LoadInt32(&b.pid)) }
+
+// Child is a child to start.
+type Child struct {
+	// Fork starts exactly one child and returns its pid. It gets the address where the kernel
+	// should write the child's pid as it creates it (clone's parent_tid).
+	Fork func(tid *int32) (int, error)
+	// Exits gets the child's Exit when it ends (and its stops first, with Stops). It should
+	// be buffered.
+	Exits chan<- Exit
+	// Stops also sends each stop of the child (an Exit whose Status is Stopped: SIGTSTP from a
+	// terminal, say); the exit still comes last.
+	Stops bool
+	// Birth, when set, is where the child's pid can be read while Fork runs.
+	Birth *Birth
 }
 
-// StartWithStops is Start, and also sends each stop of the child (an Exit whose Status is
-// Stopped: SIGTSTP from a terminal, say) to exits; the exit still comes last.
-func (r *Reaper) StartWithStops(fork func() (int, error), exits chan<- Exit) (int, error) {
-	return r.start(fork, watcher{exits: exits, stops: true})
-}
+// Start starts c and watches it. No lock is held while c.Fork runs: a fork that never returns
+// blocks nothing but its caller.
+func (r *Reaper) Start(c Child) (int, error) {
+	b := c.Birth
+	if b == nil {
+		b = new(Birth)
+	}
+	r.mu.Lock()
+	r.births[b] = true
+	r.mu.Unlock()
 
-func (r *Reaper) start(fork func() (int, error), w watcher) (int, error) {
+	pid, err := c.Fork(&b.pid)
+
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	pid, err := fork()
+	delete(r.births, b)
+	r.born.Broadcast()
 	if err != nil {
 		return 0, err
 	}
-	r.watchers[pid] = w
+	r.watchers[pid] = watcher{exits: c.Exits, stops: c.Stops}
 	if !r.children {
 		r.children = true
 		select {
@@ -117,64 +173,155 @@ func (r *Reaper) start(fork func() (int, error), w watcher) (int, error) {
 	return pid, nil
 }
 
-// wait is the one owner of wait4: it reaps every child, adopted orphans included, and hands
-// each exit (and stop, to those who asked) to whoever watches that pid. After a blocking
-// wait4 it collects what else has exited without blocking: orphans often die in bursts, and a
-// blocking system call costs the Go scheduler a hand-off each time.
+// Signal sends sig to pid, or to the process group pid leads when group is true (to pid alone
+// when that group is gone: the child may have moved to another), if pid is a child tender
+// started that is not reaped yet: alive, a zombie, or still in its fork. It is sent under the
+// lock under which the waiting thread reaps, so pid cannot be another process's by then; a
+// child already reaped is ESRCH.
+func (r *Reaper) Signal(pid int, sig syscall.Signal, group bool) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if pid <= 0 || !r.ownsLocked(pid) {
+		return unix.ESRCH
+	}
+	return signalPid(pid, sig, group)
+}
+
+// ownsLocked reports whether pid is a child that tender started or is starting, not reaped.
+func (r *Reaper) ownsLocked(pid int) bool {
+	if _, ok := r.watchers[pid]; ok {
+		return true
+	}
+	return r.bornLocked(pid)
+}
+
+// bornLocked reports whether pid is a child whose fork has not returned yet. A birth whose pid
+// is still 0 may be any child: a fork without CLONE_PARENT_SETTID, or a clone not yet made.
+func (r *Reaper) bornLocked(pid int) bool {
+	for b := range r.births {
+		if p := b.Pid(); p == pid || p == 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// signalPid sends sig to pid's process group when group is true, falling back to pid alone when
+// the group is gone, or to pid alone otherwise.
+func signalPid(pid int, sig syscall.Signal, group bool) error {
+	if group {
+		err := unix.Kill(-pid, sig)
+		if !errors.Is(err, unix.ESRCH) {
+			return err
+		}
+	}
+	return unix.Kill(pid, sig)
+}
+
+// wait is the one owner of waitid and wait4: it reaps every child, adopted orphans included,
+// and hands each exit (and stop, to those who asked) to whoever watches that pid. After a
+// blocking waitid it collects what else has exited without blocking: orphans often die in
+// bursts, and a blocking system call costs the Go scheduler a hand-off each time.
 func (r *Reaper) wait() {
 	flags := 0
 	for {
-		var ws unix.WaitStatus
-		pid, err := unix.Wait4(-1, &ws, flags|unix.WUNTRACED, nil)
-		if pid == 0 && err == nil { // WNOHANG: children left, none exited
-			flags = 0
-			continue
-		}
-		flags = unix.WNOHANG
+		var info unix.Siginfo
+		err := unix.Waitid(unix.P_ALL, 0, &info, unix.WEXITED|unix.WSTOPPED|unix.WNOWAIT|flags, nil)
+		ev := childEvent(&info)
 		switch {
+		case err == nil && ev.pid == 0: // WNOHANG: children left, none exited
+			flags = 0
+		case err == nil && ev.stopped():
+			r.takeStop(ev)
+			flags = unix.WNOHANG
+		case err == nil:
+			r.reap(ev.pid)
+			flags = unix.WNOHANG
 		case errors.Is(err, unix.EINTR):
-			continue
 		case errors.Is(err, unix.ECHILD):
 			flags = 0
-			// Orphans are re-parented to tender before their parent becomes reapable, so no
-			// child means no descendant at all, and only Start can make a new one. Start may
-			// have forked since wait4 returned: confirm under its lock before sleeping.
-			r.mu.Lock()
-			none := !hasChildren()
-			if none {
-				r.noChildrenLocked()
-			}
-			r.mu.Unlock()
-			if none {
-				<-r.started
-			}
-			continue
-		case err != nil:
-			r.log.Error("wait4 failed", "error", err)
+			r.sleepWithoutChildren()
+		default:
+			r.log.Error("waitid failed", "error", err)
 			flags = 0
-			continue
+			time.Sleep(childPoll) // not a busy loop, whatever the kernel says
 		}
-		r.dispatch(pid, ws)
 	}
 }
 
-func (r *Reaper) dispatch(pid int, ws unix.WaitStatus) {
-	exit := Exit{Pid: pid, Status: ws}
+// reap reaps pid, which has exited, and hands its exit to its watcher. A child whose fork has
+// not returned yet has no watcher so far: its exit waits for Start to register it, which
+// follows at once, since a vfork returns when its child exits.
+func (r *Reaper) reap(pid int) {
 	r.mu.Lock()
-	w, ok := r.watchers[pid]
-	if ws.Stopped() {
-		r.mu.Unlock()
-		if ok && w.stops {
-			w.exits <- exit
+	for {
+		if _, ok := r.watchers[pid]; ok || !r.bornLocked(pid) {
+			break
 		}
+		r.born.Wait()
+	}
+	var ws unix.WaitStatus
+	got, err := unix.Wait4(pid, &ws, unix.WNOHANG, nil)
+	if got != pid || err != nil {
+		r.mu.Unlock()
 		return
 	}
+	w, ok := r.watchers[pid]
 	delete(r.watchers, pid)
 	r.mu.Unlock()
+
+	exit := Exit{Pid: pid, Status: ws}
 	if ok {
 		w.exits <- exit
 	} else if r.log.IsTrace() {
 		r.log.Trace("reaped", "pid", pid, "status", exit.String())
+	}
+}
+
+// takeStop takes the report of a child's stop, and hands it to a watcher that asked for stops.
+// It never waits for a birth: a child stopped before its exec keeps its vfork from returning.
+// Only the stop is taken (WSTOPPED without WEXITED), never an exit that may have followed it.
+func (r *Reaper) takeStop(ev event) {
+	r.mu.Lock()
+	w, ok := r.watchers[ev.pid]
+	var info unix.Siginfo
+	err := unix.Waitid(unix.P_PID, ev.pid, &info, unix.WSTOPPED|unix.WNOHANG, nil)
+	r.mu.Unlock()
+	if err == nil && childEvent(&info).pid == ev.pid && ok && w.stops {
+		w.exits <- Exit{Pid: ev.pid, Status: unix.WaitStatus(ev.status<<8 | 0x7f)}
+	}
+}
+
+// sleepWithoutChildren waits for a child to appear: Start's, or an orphan adopted since. An
+// adopted process gives no sign until it exits, so tender watches SIGCHLD meanwhile (and only
+// meanwhile: with children, the blocking waitid sees every exit without a signal).
+func (r *Reaper) sleepWithoutChildren() {
+	var exited <-chan struct{}
+	if r.wake != nil && r.wake.watchChildren(true) {
+		defer r.wake.watchChildren(false)
+		exited = r.wake.childExited()
+	}
+	// Start may have forked, or an orphan exited before the watch, since waitid returned:
+	// look again, now that either would wake this thread.
+	r.mu.Lock()
+	none := !hasChildren()
+	if none && len(r.births) == 0 {
+		r.noChildrenLocked()
+	}
+	r.mu.Unlock()
+	if !none {
+		return
+	}
+	var poll <-chan time.Time
+	if exited == nil {
+		t := time.NewTimer(childPoll)
+		defer t.Stop()
+		poll = t.C
+	}
+	select {
+	case <-r.started:
+	case <-exited:
+	case <-poll:
 	}
 }
 
@@ -208,4 +355,30 @@ func hasChildren() bool {
 	var info unix.Siginfo
 	err := unix.Waitid(unix.P_ALL, 0, &info, unix.WEXITED|unix.WNOHANG|unix.WNOWAIT, nil)
 	return !errors.Is(err, unix.ECHILD)
+}
+
+// event is what waitid says happened to a child.
+type event struct {
+	pid, code, status int
+}
+
+// The si_code of a child's stop (CLD_STOPPED, CLD_TRAPPED under ptrace).
+const (
+	cldTrapped = 4
+	cldStopped = 5
+)
+
+func (e event) stopped() bool { return e.code == cldStopped || e.code == cldTrapped }
+
+// childEvent reads a siginfo that waitid filled: si_code after two ints (signo, errno), then,
+// at the union's alignment (a pointer's), si_pid, si_uid and si_status. A pid of 0 means that
+// waitid found nothing (WNOHANG).
+func childEvent(info *unix.Siginfo) event {
+	base := unsafe.Pointer(info)
+	off := 3 * unsafe.Sizeof(int32(0))
+	if a := unsafe.Alignof(uintptr(0)); off%a != 0 {
+		off += a - off%a
+	}
+	field := func(at uintptr) int { return int(*(*int32)(unsafe.Add(base, at))) }
+	return event{pid: field(off), code: int(info.Code), status: field(off + 8)}
 }

@@ -2,7 +2,9 @@ package reaper
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"runtime"
@@ -181,8 +183,8 @@ func catchAndEcho() {
 	}
 }
 
-// A child's stops reach whoever started it with StartWithStops, before its exit; Start's
-// watcher gets the exit alone. In a helper process (this test binary run again): the reaper
+// A child's stops reach whoever started it with Stops, before its exit; a watcher without
+// gets the exit alone. In a helper process (this test binary run again): the reaper
 // waits for every child of its process.
 func TestStopsReachOnlyWhoAskedForThem(t *testing.T) {
 	if os.Getenv("TENDER_TEST_STOPS") == "1" {
@@ -200,16 +202,16 @@ func TestStopsReachOnlyWhoAskedForThem(t *testing.T) {
 }
 
 func reportStops() {
-	r := New(hclog.NewNullLogger())
+	r := New(hclog.NewNullLogger(), nil)
 	for _, stops := range []bool{true, false} {
 		exits := make(chan Exit, 2)
-		start, name := r.Start, "without:"
+		name := "without:"
 		if stops {
-			start, name = r.StartWithStops, "with stops:"
+			name = "with stops:"
 		}
-		pid, err := start(func() (int, error) {
+		pid, err := r.Start(Child{Fork: func(*int32) (int, error) {
 			return syscall.ForkExec("/bin/sleep", []string{"sleep", "10"}, &syscall.ProcAttr{})
-		}, exits)
+		}, Exits: exits, Stops: stops})
 		if err != nil {
 			fmt.Println(err)
 			return
@@ -233,5 +235,76 @@ func reportStops() {
 			break
 		}
 		fmt.Println(name, strings.Join(got, ", "))
+	}
+}
+
+// A signal forwarded to a child that was reaped never reaches the process given its pid since.
+// In a helper process that is PID 1 of a PID namespace of its own, where ns_last_pid hands a
+// chosen pid to the next process: child A is started and reaped, B gets A's pid, and a SIGTERM
+// forwarded to A must leave B alone.
+func TestForwardNeverReachesAReusedPid(t *testing.T) {
+	if os.Getenv("TENDER_TEST_REUSE") == "1" {
+		forwardToReusedPid()
+		return
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (a PID namespace)")
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestForwardNeverReachesAReusedPid$")
+	cmd.Env = append(os.Environ(), "TENDER_TEST_REUSE=1")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWPID, Pdeathsig: syscall.SIGKILL}
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.HasPrefix(string(out), "B alive\n") {
+		t.Errorf("got %q (%v), want B alive", out, err)
+	}
+}
+
+func forwardToReusedPid() {
+	r := New(hclog.NewNullLogger(), nil)
+	fork := func(*int32) (int, error) {
+		return syscall.ForkExec("/bin/sleep", []string{"sleep", "60"}, &syscall.ProcAttr{})
+	}
+	exits := make(chan Exit, 1)
+	a, err := r.Start(Child{Fork: fork, Exits: exits})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	_ = unix.Kill(a, unix.SIGKILL)
+	<-exits
+	// The runtime's own threads take pids too: try until B has A's. B's stdout is open as long
+	// as B lives, zombie or not.
+	var b *exec.Cmd
+	var alive io.ReadCloser
+	for try := 0; try < 100; try++ {
+		if err := os.WriteFile("/proc/sys/kernel/ns_last_pid", []byte(strconv.Itoa(a-1)), 0); err != nil {
+			fmt.Println("ns_last_pid:", err)
+			return
+		}
+		b = exec.Command("/bin/sleep", "60")
+		if alive, err = b.StdoutPipe(); err != nil {
+			fmt.Println(err)
+			return
+		}
+		if err := b.Start(); err != nil {
+			fmt.Println(err)
+			return
+		}
+		if b.Process.Pid == a {
+			break
+		}
+		_ = b.Process.Kill()
+	}
+	if b.Process.Pid != a {
+		fmt.Println("B never got A's pid")
+		return
+	}
+	f := &Forwarder{Reaper: r, ToGroup: true, Log: hclog.NewNullLogger()}
+	f.Forward(unix.SIGTERM, a)
+	_ = alive.(*os.File).SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+	if _, err := alive.Read(make([]byte, 1)); errors.Is(err, os.ErrDeadlineExceeded) {
+		fmt.Println("B alive")
+	} else {
+		fmt.Println("B killed by the SIGTERM forwarded to A")
 	}
 }
