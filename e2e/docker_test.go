@@ -144,6 +144,10 @@ func TestDocker(t *testing.T) {
 				t.Errorf("%s runs as uid %v gid %v, want 1000", p.Cmdline, uid, gid)
 			}
 		}
+		// docker exec -u 0, as one does to debug, looks in every user's /tmp/tender-<uid>.
+		if out, err := dockerCmd("exec", "--user", "0", c.Name, "tender", "status"); err != nil || strings.Count(out, " ready ") != 2 {
+			t.Errorf("docker exec --user 0 tender status, want 2 ready workers: %q %v", out, err)
+		}
 		c.stopWithin(0)
 	})
 
