@@ -153,6 +153,15 @@ func runContainer(t *testing.T, image string, opts []string, args ...string) *Co
 	return c
 }
 
+// runFront starts a pool of n workers of `testapp serve serveArgs...` behind TENDER_LISTEN=:8080,
+// published on a free port of 127.0.0.1 (see Addr), and waits for every worker to be ready.
+func runFront(t *testing.T, image string, n int, opts []string, serveArgs ...string) (*Container, apps.Status) {
+	t.Helper()
+	opts = append([]string{"--publish", "127.0.0.1::8080", "--env", "TENDER_LISTEN=:8080", "--env", fmt.Sprintf("TENDER_WORKERS=%d", n)}, opts...)
+	c := runContainer(t, image, opts, append([]string{"testapp", "serve"}, serveArgs...)...)
+	return c, c.waitStatus(fmt.Sprintf("%d ready workers", n), 30*time.Second, nReady(n))
+}
+
 // inspect returns a field of `docker inspect`, a Go template such as {{.State.Pid}}.
 func (c *Container) inspect(format string) string {
 	c.t.Helper()

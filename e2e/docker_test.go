@@ -199,10 +199,7 @@ func TestDocker(t *testing.T) {
 		t.Parallel()
 		// Worker 0 or 1, whichever claims /tmp/leaker, keeps 2 MiB more every 100 ms until the
 		// OOM killer ends it; its replacement finds the file and stays lean.
-		c := runContainer(t, image, []string{"--memory", "64m", "--publish", "127.0.0.1::8080",
-			"--env", "TENDER_WORKERS=2", "--env", "TENDER_LISTEN=:8080"},
-			"testapp", "serve", "-leak", "2", "-leak-once", "/tmp/leaker")
-		before := c.waitStatus("2 ready workers", 30*time.Second, nReady(2))
+		c, before := runFront(t, image, 2, []string{"--memory", "64m"}, "-leak", "2", "-leak-once", "/tmp/leaker")
 		tender := c.Pid()
 		ok, failed, errs, stop := loadAt(c.Addr("8080"), 4)
 		if !c.logged("worker killed by the OOM killer", 60*time.Second) {
@@ -241,9 +238,7 @@ func TestDocker(t *testing.T) {
 
 	t.Run("a pool through a published port, and docker exec tender status", func(t *testing.T) {
 		t.Parallel()
-		c := runContainer(t, image, []string{"--publish", "127.0.0.1::8080", "--env", "TENDER_WORKERS=3", "--env", "TENDER_LISTEN=:8080"},
-			"testapp", "serve")
-		st := c.waitStatus("3 ready workers", 30*time.Second, nReady(3))
+		c, st := runFront(t, image, 3, nil)
 		front := &Front{Addr: c.Addr("8080")}
 		client := &http.Client{Timeout: 10 * time.Second}
 		served := map[string]int{} // by the pid in the answer, in the container's namespace
@@ -286,9 +281,7 @@ func TestDocker(t *testing.T) {
 
 	t.Run("docker kill -s HUP under load", func(t *testing.T) {
 		t.Parallel()
-		c := runContainer(t, image, []string{"--publish", "127.0.0.1::8080", "--env", "TENDER_WORKERS=3", "--env", "TENDER_LISTEN=:8080"},
-			"testapp", "serve")
-		before := c.waitStatus("3 ready workers", 30*time.Second, nReady(3))
+		c, before := runFront(t, image, 3, nil)
 		ok, failed, errs, stop := loadAt(c.Addr("8080"), 4)
 		eventually(t, 10*time.Second, "the load to flow", func() bool { return ok.Load() > 20 })
 		atHUP := ok.Load()
