@@ -1,6 +1,6 @@
 # tender: a tiny PID 1 for containers.
 #   make run    build and run tender over the demo app
-#   make test   every test (the end-to-end ones need root, unshare and runc)
+#   make test   every test (the end-to-end ones need root, unshare, runc and a Docker engine)
 #   make bench  compare tender with tini, dumb-init and catatonit; time the pool
 #   make bench-balancer  tender's balancer against HAProxy and nginx
 

@@ -264,7 +264,7 @@ func cmdPgroup(args []string) {
 	os.Exit(0)
 }
 
-// hoard keeps what alloc allocates alive.
+// hoard keeps what alloc and serve -leak allocate alive.
 var hoard [][]byte
 
 // alloc MiB_PER_STEP: allocate and touch memory without bound.

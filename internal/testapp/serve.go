@@ -24,6 +24,8 @@ import (
 //	/ws          an upgrade to a line echo (a stand-in for WebSocket)
 //	/print?n=N   N lines of output on stdout, then the answer
 //
+// With -leak it also grows on its own, as a worker that leaks memory does.
+//
 // Flags change how it starts and stops, for the tests of the pool.
 func cmdServe(args []string) {
 	fs := flag.NewFlagSet("serve", flag.ExitOnError)
@@ -36,6 +38,8 @@ func cmdServe(args []string) {
 	say := fs.String("say", "", "print this line on stderr at start")
 	failWhile := fs.String("fail-while", "", "exit 1 at once while this file exists")
 	sigs := fs.String("signals", "", "append \"pid signal\" to this file for each SIGUSR1, SIGUSR2 and SIGWINCH")
+	leak := fs.Int("leak", 0, "once listening, keep this many MiB more every 100ms, without end (a leak)")
+	leakOnce := fs.String("leak-once", "", "with -leak: leak only in the worker that creates this file, so that its replacement and the other workers stay lean")
 	fs.Parse(args)
 
 	id, port := os.Getenv("TENDER_WORKER_ID"), os.Getenv("PORT")
@@ -162,6 +166,9 @@ func cmdServe(args []string) {
 			time.Sleep(time.Hour)
 		}
 	}
+	if *leak > 0 && claim(*leakOnce) {
+		go leakMemory(*leak)
+	}
 	srv := &http.Server{Handler: mux}
 	if !*ignoreTerm {
 		stop := make(chan os.Signal, 1)
@@ -172,4 +179,31 @@ func cmdServe(args []string) {
 		}()
 	}
 	srv.Serve(ln)
+}
+
+// claim creates path, and reports whether this process was the one that did: of several
+// workers started together, exactly one claims it, and a worker started later finds it made.
+// An empty path is everyone's.
+func claim(path string) bool {
+	if path == "" {
+		return true
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+	if err != nil {
+		return false
+	}
+	f.Close()
+	return true
+}
+
+// leakMemory keeps mib more MiB every 100ms, touched so that they count in the RSS and the
+// cgroup, until the process is killed.
+func leakMemory(mib int) {
+	for range time.Tick(100 * time.Millisecond) {
+		b := make([]byte, mib<<20)
+		for i := 0; i < len(b); i += 4096 {
+			b[i] = 1
+		}
+		hoard = append(hoard, b)
+	}
 }
