@@ -19,7 +19,11 @@ type launch struct {
 	// architecture say, is not given to the shell.
 	shArgv    []uintptr
 	head      [80]byte
-	listenPid []byte // the env entry "LISTEN_PID=" with room for the child's pid, or nil
+	// The env entry "LISTEN_PID=" with room for the child's pid, or nil. An array, so that the
+	// child's writes into it need no bounds check (see forkChild1).
+	listenPid *[32]byte
+	// argv0 and envv0 are &argv[0] and &envv[0], taken before the fork.
+	argv0, envv0 **byte
 
 	stdio     [3]int // tender's fds that become 0, 1 and 2
 	listenFds int    // sockets at 3 and up that stay open
@@ -28,8 +32,10 @@ type launch struct {
 	// before 5.11) tender marks its own just before the fork, and the child inherits them so.
 	closeRange bool
 
-	oom      []byte // the value for /proc/self/oom_score_adj, or nil to leave it
-	oomPath  []byte
+	// oom is the value for /proc/self/oom_score_adj and a newline, as the kernel prints it back,
+	// its first oomLen bytes; oomLen is 0 to leave the score alone.
+	oom      [16]byte
+	oomLen   int
 	rlimits  []rlimitSet
 	bounding *[64]bool // capabilities kept in the bounding set; nil leaves it
 	lastCap  int
@@ -85,6 +91,9 @@ const (
 	stepExec
 )
 
+// oomPath is where the child writes its score, NUL-terminated for the kernel.
+const oomPath = "/proc/self/oom_score_adj\x00"
+
 // atFdcwd is AT_FDCWD (-100) as a system call argument.
 const atFdcwd = ^uintptr(-unix.AT_FDCWD - 1)
 
@@ -119,7 +128,9 @@ func forkChild(l *launch, tid *int32) (int, syscall.Errno) {
 // fork does is safe, and so is this, which follows its rules: everything is prepared before
 // the fork, and the child only makes raw system calls and writes plain values into l and its
 // own locals, with no allocation, no call that could grow the stack (runtime_BeforeFork makes
-// one crash at once), no write barrier and no return to the scheduler. With vfork the child
+// one crash at once), no write barrier, no bounds check that could panic and no return to the
+// scheduler; TestForkChildCallsOnlyRawSystemCalls reads the compiled code to hold it so. With
+// vfork the child
 // also runs on this function's frame while tender waits: tender, once it runs again, must read
 // nothing but vfork's results and return, which is why this is a function of its own.
 //
@@ -164,14 +175,19 @@ func forkChild1(l *launch, tid *int32) (pid uintptr, errno syscall.Errno) {
 		err, e   syscall.Errno
 		i, j     int
 		denied   int32
-		digits   [20]byte
+		digits   [32]byte // a pid's digits, backwards
 		nd       int
 		failStep uint32
 		failIdx  int32
 		pgid     int32
 	)
-	// Pinned down here so the child never touches the garbage collector's memory.
-	paths, argv0, envv0 := l.paths, &l.argv[0], &l.envv[0]
+	// Locals, so that the compiler can prove their indexes in bounds: the child may call
+	// nothing, not even a panic.
+	paths, argv0, envv0, rlimits, sh, bounding := l.paths, l.argv0, l.envv0, l.rlimits, l.shArgv, l.bounding
+	var ambient []uintptr
+	if l.caps != nil {
+		ambient = l.caps.ambient
+	}
 
 	beforeFork()
 	entersyscall()
@@ -214,22 +230,22 @@ func forkChild1(l *launch, tid *int32) (pid uintptr, errno syscall.Errno) {
 		}
 	}
 
-	if l.oom != nil {
+	if l.oomLen > 0 {
 		failStep = stepOOM
-		nfd, _, err = syscall.RawSyscall6(syscall.SYS_OPENAT, atFdcwd, uintptr(unsafe.Pointer(&l.oomPath[0])), syscall.O_RDWR|syscall.O_CLOEXEC, 0, 0, 0)
+		nfd, _, err = syscall.RawSyscall6(syscall.SYS_OPENAT, atFdcwd, uintptr(unsafe.Pointer(unsafe.StringData(oomPath))), syscall.O_RDWR|syscall.O_CLOEXEC, 0, 0, 0)
 		if err != 0 {
 			goto fail
 		}
-		_, _, err = syscall.RawSyscall(syscall.SYS_WRITE, nfd, uintptr(unsafe.Pointer(&l.oom[0])), uintptr(len(l.oom)))
+		_, _, err = syscall.RawSyscall(syscall.SYS_WRITE, nfd, uintptr(unsafe.Pointer(&l.oom[0])), uintptr(l.oomLen-1))
 		if err == 0 {
 			// Read back: the kernel prints the value and a newline.
 			failIdx = 1
 			r1, _, err = syscall.RawSyscall6(syscall.SYS_PREAD64, nfd, uintptr(unsafe.Pointer(&l.report.detail[0])), uintptr(len(l.report.detail)), 0, 0, 0)
-			if err == 0 && (r1 != uintptr(len(l.oom)+1) || l.report.detail[len(l.oom)] != '\n') {
+			if err == 0 && r1 != uintptr(l.oomLen) {
 				err = syscall.EIO
 			}
-			for i = 0; err == 0 && i < len(l.oom); i++ {
-				if l.report.detail[i] != l.oom[i] {
+			for i = 0; i < len(l.oom); i++ {
+				if i < l.oomLen && l.report.detail[i] != l.oom[i] {
 					err = syscall.EIO
 				}
 			}
@@ -242,18 +258,18 @@ func forkChild1(l *launch, tid *int32) (pid uintptr, errno syscall.Errno) {
 	}
 
 	failStep = stepRlimit
-	for i = 0; i < len(l.rlimits); i++ {
-		_, _, err = syscall.RawSyscall6(unix.SYS_PRLIMIT64, 0, uintptr(l.rlimits[i].resource), uintptr(unsafe.Pointer(&l.rlimits[i].lim)), 0, 0, 0)
+	for i = 0; i < len(rlimits); i++ {
+		_, _, err = syscall.RawSyscall6(unix.SYS_PRLIMIT64, 0, uintptr(rlimits[i].resource), uintptr(unsafe.Pointer(&rlimits[i].lim)), 0, 0, 0)
 		if err != 0 {
 			failIdx = int32(i)
 			goto fail
 		}
 	}
 
-	if l.bounding != nil {
+	if bounding != nil {
 		failStep = stepBounding
-		for i = 0; i <= l.lastCap && i < len(l.bounding); i++ {
-			if l.bounding[i] {
+		for i = 0; i < len(bounding); i++ {
+			if i > l.lastCap || bounding[i] {
 				continue
 			}
 			r1, _, err = syscall.RawSyscall6(syscall.SYS_PRCTL, unix.PR_CAPBSET_READ, uintptr(i), 0, 0, 0, 0)
@@ -307,9 +323,9 @@ func forkChild1(l *launch, tid *int32) (pid uintptr, errno syscall.Errno) {
 		if _, _, err = syscall.RawSyscall6(syscall.SYS_PRCTL, unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0, 0); err != 0 {
 			goto fail
 		}
-		for i = 0; i < len(l.caps.ambient); i++ {
-			if _, _, err = syscall.RawSyscall6(syscall.SYS_PRCTL, unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_RAISE, l.caps.ambient[i], 0, 0, 0); err != 0 {
-				failIdx = int32(l.caps.ambient[i])
+		for i = 0; i < len(ambient); i++ {
+			if _, _, err = syscall.RawSyscall6(syscall.SYS_PRCTL, unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_RAISE, ambient[i], 0, 0, 0); err != 0 {
+				failIdx = int32(ambient[i])
 				goto fail
 			}
 		}
@@ -350,14 +366,15 @@ func forkChild1(l *launch, tid *int32) (pid uintptr, errno syscall.Errno) {
 
 	if l.listenPid != nil {
 		r1, _, _ = syscall.RawSyscall(syscall.SYS_GETPID, 0, 0, 0)
-		for nd = 0; nd == 0 || r1 > 0; nd++ {
+		// At most 20 digits: the masks (arrays of 32) only let the compiler see it.
+		for nd = 0; nd < 20 && (nd == 0 || r1 > 0); nd++ {
 			digits[nd] = byte('0' + r1%10)
 			r1 /= 10
 		}
 		for i = 0; i < nd; i++ {
-			l.listenPid[len("LISTEN_PID=")+i] = digits[nd-1-i]
+			l.listenPid[(len("LISTEN_PID=")+i)&31] = digits[(nd-1-i)&31]
 		}
-		l.listenPid[len("LISTEN_PID=")+nd] = 0
+		l.listenPid[(len("LISTEN_PID=")+nd)&31] = 0
 	}
 
 	failStep = stepSignals
@@ -384,13 +401,16 @@ func forkChild1(l *launch, tid *int32) (pid uintptr, errno syscall.Errno) {
 			if e != 0 || r1 >= 4 && l.head[0] == 0x7f && l.head[1] == 'E' && l.head[2] == 'L' && l.head[3] == 'F' {
 				goto fail
 			}
-			for j = 0; j < int(r1); j++ {
+			for j = 0; j < int(r1) && j < len(l.head); j++ {
 				if l.head[j] == 0 {
 					goto fail
 				}
 			}
-			l.shArgv[1] = uintptr(unsafe.Pointer(paths[i]))
-			syscall.RawSyscall(syscall.SYS_EXECVE, l.shArgv[0], uintptr(unsafe.Pointer(&l.shArgv[0])), uintptr(unsafe.Pointer(envv0)))
+			if len(sh) < 2 {
+				goto fail
+			}
+			sh[1] = uintptr(unsafe.Pointer(paths[i]))
+			syscall.RawSyscall(syscall.SYS_EXECVE, sh[0], uintptr(unsafe.Pointer(&sh[0])), uintptr(unsafe.Pointer(envv0)))
 			goto fail // no /bin/sh
 		default:
 			failIdx = int32(i)

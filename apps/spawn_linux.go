@@ -137,7 +137,8 @@ func (s *Spawner) prepare(sp Spawn) (*launch, error) {
 	env := sp.Env
 	if s.ListenFds > 0 {
 		// The child writes its pid into the room left here.
-		l.listenPid = append([]byte("LISTEN_PID="), make([]byte, 21)...)
+		l.listenPid = new([32]byte)
+		copy(l.listenPid[:], "LISTEN_PID=")
 		env = listenEnv(env, s.ListenFds)
 	}
 	if l.envv, err = syscall.SlicePtrFromStrings(env); err != nil {
@@ -146,6 +147,7 @@ func (s *Spawner) prepare(sp Spawn) (*launch, error) {
 	if l.listenPid != nil {
 		l.envv = append(l.envv[:len(l.envv)-1], &l.listenPid[0], nil)
 	}
+	l.argv0, l.envv0 = &l.argv[0], &l.envv[0]
 	for _, p := range candidates(sp.Args[0], pathOf(env)) {
 		b, err := syscall.BytePtrFromString(p)
 		if err != nil {
@@ -160,8 +162,8 @@ func (s *Spawner) prepare(sp Spawn) (*launch, error) {
 	}
 
 	if plan.OOMScoreAdj != nil {
-		l.oom = []byte(strconv.Itoa(*plan.OOMScoreAdj))
-		l.oomPath = []byte("/proc/self/oom_score_adj\x00")
+		// At most "-1000\n": config and Resolve keep scores in -1000..1000.
+		l.oomLen = copy(l.oom[:], strconv.Itoa(*plan.OOMScoreAdj)+"\n")
 	}
 	if l.rlimits, err = rlimits(plan.Rlimits); err != nil {
 		return nil, err
@@ -312,9 +314,9 @@ func (l *launch) explain(r report, sp Spawn, plan Plan) *StartError {
 	case stepOOM:
 		switch {
 		case r.index == 1:
-			e.Msg = fmt.Sprintf("wrote %s but read back %q", l.oom, bytes.TrimRight(r.detail[:], "\x00"))
+			e.Msg = fmt.Sprintf("wrote %s but read back %q", l.oomValue(), bytes.TrimRight(r.detail[:], "\x00"))
 		case denied:
-			e.Msg = fmt.Sprintf("the kernel refused %s: it is below this container's minimum and CAP_SYS_RESOURCE is missing", l.oom)
+			e.Msg = fmt.Sprintf("the kernel refused %s: it is below this container's minimum and CAP_SYS_RESOURCE is missing", l.oomValue())
 		}
 	case stepRlimit:
 		if i := int(r.index); i >= 0 && i < len(l.rlimits) {
@@ -368,6 +370,9 @@ func (l *launch) explain(r report, sp Spawn, plan Plan) *StartError {
 	}
 	return e
 }
+
+// oomValue is the score the child writes, for messages.
+func (l *launch) oomValue() string { return string(l.oom[:max(l.oomLen-1, 0)]) }
 
 func rlimitName(res int) string {
 	for name, r := range rlimitResources {
