@@ -17,8 +17,8 @@ type launch struct {
 	// Addresses only, so that the child stores no pointer (no write barrier). head receives
 	// the candidate's first bytes: a program (ELF, or a NUL there, as bash checks), of another
 	// architecture say, is not given to the shell.
-	shArgv    []uintptr
-	head      [80]byte
+	shArgv []uintptr
+	head   [80]byte
 	// The env entry "LISTEN_PID=" with room for the child's pid, or nil. An array, so that the
 	// child's writes into it need no bounds check (see forkChild1).
 	listenPid *[32]byte
