@@ -25,6 +25,8 @@ type launch struct {
 	// argv0 and envv0 are &argv[0] and &envv[0], taken before the fork.
 	argv0, envv0 **byte
 
+	// dir is the directory the app starts in, NUL-terminated, or nil to stay in tender's.
+	dir       *byte
 	stdio     [3]int // tender's fds that become 0, 1 and 2
 	listenFds int    // sockets at 3 and up that stay open
 	errPipe   int    // write end; close-on-exec, so the exec closes it
@@ -80,6 +82,7 @@ type report struct {
 const (
 	stepGroup uint32 = iota + 1
 	stepStdio
+	stepDir
 	stepOOM
 	stepRlimit
 	stepBounding
@@ -145,7 +148,9 @@ func forkChild(l *launch, tid *int32) (int, syscall.Errno) {
 // The child's steps, their order, and why:
 //
 //  1. A process group of its own, so that tender can signal the app and all it starts.
-//  2. Stdio moved to 0, 1 and 2.
+//  2. Stdio moved to 0, 1 and 2, and the directory tender was started in (tender itself left
+//     it for /, so as not to keep a volume busy), before the user change, as the app would
+//     have inherited it.
 //  3. oom_score_adj first: a score below the process's minimum needs CAP_SYS_RESOURCE, which
 //     the steps below may take away. tender's own protection is exactly what the app must not
 //     inherit. (A vfork child's score is its own: the kernel does not share it with tender.)
@@ -226,6 +231,13 @@ func forkChild1(l *launch, tid *int32) (pid uintptr, errno syscall.Errno) {
 		}
 		if err != 0 {
 			failIdx = int32(i)
+			goto fail
+		}
+	}
+
+	if l.dir != nil {
+		failStep = stepDir
+		if _, _, err = syscall.RawSyscall(syscall.SYS_CHDIR, uintptr(unsafe.Pointer(l.dir)), 0, 0); err != 0 {
 			goto fail
 		}
 	}

@@ -30,6 +30,8 @@ type Spawner struct {
 	ListenFds int
 	// Base is what every app process gets: OOM score, user, capabilities, limits.
 	Base Plan
+	// Dir is the directory every app process starts in; "" leaves them in tender's.
+	Dir string
 }
 
 // Spawn is one process to start.
@@ -161,6 +163,11 @@ func (s *Spawner) prepare(sp Spawn) (*launch, error) {
 		l.shArgv = append(l.shArgv, uintptr(unsafe.Pointer(a)))
 	}
 
+	if s.Dir != "" {
+		if l.dir, err = syscall.BytePtrFromString(s.Dir); err != nil {
+			return nil, &StartError{Step: "change directory", Msg: fmt.Sprintf("bad directory %q: %v", s.Dir, err), Code: ExitCannotExecute}
+		}
+	}
 	if plan.OOMScoreAdj != nil {
 		// At most "-1000\n": config and Resolve keep scores in -1000..1000.
 		l.oomLen = copy(l.oom[:], strconv.Itoa(*plan.OOMScoreAdj)+"\n")
@@ -294,6 +301,7 @@ func (l *launch) planCaps(want *specs.LinuxCapabilities) error {
 var stepNames = map[uint32]string{
 	stepStdio:      "set up stdio",
 	stepGroup:      "new process group",
+	stepDir:        "change directory",
 	stepOOM:        "set oom_score_adj",
 	stepRlimit:     "set rlimit",
 	stepBounding:   "drop bounding capabilities",
@@ -311,6 +319,8 @@ func (l *launch) explain(r report, sp Spawn, plan Plan) *StartError {
 	e := &StartError{Step: stepNames[r.step], Msg: errno.Error(), Code: ExitCannotExecute}
 	denied := errno == syscall.EPERM || errno == syscall.EACCES
 	switch r.step {
+	case stepDir:
+		e.Msg = fmt.Sprintf("%s: %v", unix.BytePtrToString(l.dir), errno)
 	case stepOOM:
 		switch {
 		case r.index == 1:

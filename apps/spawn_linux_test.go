@@ -41,12 +41,18 @@ var testReaper = sync.OnceValue(func() *reaper.Reaper { return reaper.New(hclog.
 // wrote there and its Exit.
 func start(t *testing.T, sp Spawn) (string, reaper.Exit, error) {
 	t.Helper()
+	return startIn(t, "", sp)
+}
+
+// startIn is start with the apps' directory dir.
+func startIn(t *testing.T, dir string, sp Spawn) (string, reaper.Exit, error) {
+	t.Helper()
 	var p [2]int
 	if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
 		t.Fatal(err)
 	}
 	sp.Stdio = [3]int{0, p[1], p[1]}
-	s := &Spawner{Reaper: testReaper()}
+	s := &Spawner{Reaper: testReaper(), Dir: dir}
 	exits := make(chan reaper.Exit, 1)
 	pid, err := s.Start(sp, exits)
 	unix.Close(p[1])
@@ -111,9 +117,14 @@ func TestStartReportsTheFailedStep(t *testing.T) {
 		{"not in PATH", []string{"no-such-app"}, "exec", "no-such-app: not found in PATH=/nowhere:/bin", ExitNotFound, false},
 		{"a directory", []string{"/tmp"}, "exec", "/tmp: permission denied", ExitCannotExecute, false},
 		{"no command", nil, "exec", "no command", ExitCannotExecute, true},
+		{"directory gone", []string{"/bin/true"}, "change directory", "/no/such/dir: no such file or directory", ExitCannotExecute, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, exit, err := start(t, Spawn{Args: tc.args, Env: []string{"PATH=/nowhere:/bin"}})
+			dir := ""
+			if tc.step == "change directory" {
+				dir = "/no/such/dir"
+			}
+			_, exit, err := startIn(t, dir, Spawn{Args: tc.args, Env: []string{"PATH=/nowhere:/bin"}})
 			var se *StartError
 			if !errors.As(err, &se) {
 				t.Fatalf("err = %v, want a *StartError", err)

@@ -174,8 +174,11 @@ var ErrUsage = errors.New("usage")
 // UsageError is a malformed command line.
 type UsageError struct{ Msg string }
 
-func (e *UsageError) Error() string { return e.Msg + " (see tender --help)" }
+func (e *UsageError) Error() string { return e.Msg }
 func (e *UsageError) Unwrap() error { return ErrUsage }
+
+// Usage is the synopsis printed after a usage error, as Unix tools print theirs.
+const Usage = "usage: tender [flags] [--] COMMAND [ARG...]   (tender --help lists the flags and subcommands)"
 
 // Load reads args (without the program name) and the environment ("KEY=value" entries).
 func Load(args, environ []string) (*Config, error) {
@@ -229,7 +232,7 @@ func Load(args, environ []string) (*Config, error) {
 		c.Sub, c.SubArgs = rest[0], rest[1:]
 		return c, c.checkSubcommand()
 	case len(rest) == 0:
-		return nil, &UsageError{Msg: "no command to run: tender [flags] [--] COMMAND [ARG...]"}
+		return nil, &UsageError{Msg: "no command to run"}
 	default:
 		c.Command = rest
 	}

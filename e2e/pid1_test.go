@@ -3,6 +3,7 @@ package e2e
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -455,4 +456,38 @@ func TestSubreaperAdoptsOrphans(t *testing.T) {
 	}
 	r.Signal(syscall.SIGTERM)
 	r.Wait(15 * time.Second)
+}
+
+// tender keeps no directory busy: it moves to / (dumb-init's own test reads its cwd there),
+// while the app, a restarted one too, starts in the directory tender was started in.
+func TestTenderLeavesItsStartDirectory(t *testing.T) {
+	needRoot(t)
+	t.Parallel()
+	dir := t.TempDir()
+	script := `readlink /proc/$PPID/cwd; readlink /proc/$$/cwd; [ -e ` + dir + `/again ] && exit 0; touch ` + dir + `/again; exit 1`
+	cmd := exec.Command("unshare", "--pid", "--fork", "--mount-proc", "--kill-child", bin.tender, "--", "/bin/sh", "-c", script)
+	cmd.Dir = dir
+	r := startCmd(t, cmd, []string{"TENDER_RESTART=on-failure", "TENDER_RESTART_DELAY=10ms"}, 1)
+	if code := r.Wait(10 * time.Second); code != 0 {
+		t.Fatalf("exit status %d, want the restarted app's 0", code)
+	}
+	if got, want := r.Stdout.String(), "/\n"+dir+"\n/\n"+dir+"\n"; got != want {
+		t.Errorf("tender's and the app's working directories, twice: %q, want %q", got, want)
+	}
+}
+
+// A command line without a command is a usage error: status 2 and a usage line, as every Unix
+// tool gives.
+func TestNoCommandPrintsUsage(t *testing.T) {
+	t.Parallel()
+	var stderr strings.Builder
+	cmd := exec.Command(bin.tender)
+	cmd.Stderr = &stderr
+	err := cmd.Run()
+	if code := exitCode(cmd.ProcessState, err); code != 2 {
+		t.Errorf("exit status %d, want 2", code)
+	}
+	if !slices.ContainsFunc(strings.Split(stderr.String(), "\n"), func(l string) bool { return strings.HasPrefix(l, "usage: ") }) {
+		t.Errorf("no line starts with usage: in %q", stderr.String())
+	}
 }

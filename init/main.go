@@ -8,6 +8,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"runtime/debug"
@@ -27,6 +28,9 @@ func main() {
 	cfg, err := config.Load(os.Args[1:], os.Environ())
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "tender: %v\n", err)
+		if errors.Is(err, config.ErrUsage) {
+			fmt.Fprintln(os.Stderr, config.Usage)
+		}
 		os.Exit(2)
 	}
 	if cfg.Sub != config.CmdRun {
@@ -68,8 +72,11 @@ func run(cfg *config.Config) int {
 	}
 
 	// 2. Nothing tender inherited reaches the apps, except sockets passed to it on purpose.
+	//    tender leaves its start directory for /, where it keeps no volume busy; the apps
+	//    start in it.
 	spawner := &apps.Spawner{Reaper: r, ListenFds: capabilities.SocketActivation()}
 	hideInheritedFds(spawner.ListenFds, log)
+	spawner.Dir = leaveStartDir(log)
 
 	// 3. The plan every app process follows: the OOM score tender started with (the apps get
 	//    it back, or TENDER_APP_OOM_SCORE_ADJ), the user, capabilities and limits.
@@ -160,4 +167,19 @@ func hideInheritedFds(listenFds int, log hclog.Logger) {
 	if err := capabilities.CloseOnExecFrom(3 + listenFds); err != nil {
 		log.Warn("cannot mark inherited file descriptors close-on-exec", "error", err)
 	}
+}
+
+// leaveStartDir moves tender to / and returns the directory it leaves, for the apps to start
+// in, as dumb-init does: a volume tender was started in can then be unmounted once the apps
+// are done with it. "" when tender stays where it is (already at /, or its directory is gone).
+func leaveStartDir(log hclog.Logger) string {
+	wd, err := os.Getwd()
+	if err != nil || wd == "/" {
+		return ""
+	}
+	if err := os.Chdir("/"); err != nil {
+		log.Debug("cannot leave the start directory for /", "dir", wd, "error", err)
+		return ""
+	}
+	return wd
 }
