@@ -491,3 +491,29 @@ func TestNoCommandPrintsUsage(t *testing.T) {
 		t.Errorf("no line starts with usage: in %q", stderr.String())
 	}
 }
+
+// A leftover that is running gets SIGTERM alone, never SIGCONT on its heels (dumb-init's test
+// pops the last signal received first, and must read 15), and when it ignores the SIGTERM
+// tender says which process it waits for, and which gets SIGKILL.
+func TestLeftoverGetsSigtermAloneAndIsNamed(t *testing.T) {
+	for _, m := range modes {
+		t.Run(m.name, func(t *testing.T) {
+			t.Parallel()
+			report := filepath.Join(t.TempDir(), "signals")
+			// The leftover records each signal and goes on until SIGRTMIN+30.
+			script := bin.testapp + ` signals "$1" 64 & while ! [ -s "$1" ]; do sleep 0.01; done; exit 3`
+			r := startTender(t, m.mode, []string{"TENDER_KILL_GRACE=1s"}, "--", "/bin/sh", "-c", script, "sh", report)
+			if code := r.Wait(10 * time.Second); code != 3 {
+				t.Errorf("exit status %d, want the main child's 3", code)
+			}
+			if got := readSignals(report); fmt.Sprint(got) != "[15]" {
+				t.Errorf("the running leftover received %v, want [15]: SIGTERM alone", got)
+			}
+			for _, line := range []string{"waiting for the processes left to end on SIGTERM", "sending SIGKILL to the processes left"} {
+				if !r.logged(line) || !strings.Contains(r.Stderr.String(), "(testapp)") {
+					t.Errorf("tender did not say %q naming the leftover (testapp)", line)
+				}
+			}
+		})
+	}
+}

@@ -16,24 +16,60 @@ type Proc struct {
 	Start uint64
 }
 
+// Stat is what tender reads of a process in /proc/<pid>/stat.
+type Stat struct {
+	Name  string // comm: the program's name, at most 15 bytes
+	State byte   // R, S, D, T (stopped), t (traced), Z...
+	PPid  int
+	Start uint64
+}
+
+// Stopped reports whether the process is stopped (by a signal, or by its tracer).
+func (s Stat) Stopped() bool { return s.State == 'T' || s.State == 't' }
+
+// found is a process found in /proc, with its stat.
+type found struct {
+	Proc
+	Stat
+}
+
 // Descendants lists the processes below root in the process tree, read from /proc.
 func Descendants(root int) ([]Proc, error) {
+	below, err := processesBelow(root)
+	procs := make([]Proc, len(below))
+	for i, p := range below {
+		procs[i] = p.Proc
+	}
+	return procs, err
+}
+
+// processesBelow lists the processes below root in the process tree, with their stat; root 0
+// lists every process but this one (in a PID namespace, those that entered it with setns have
+// a parent outside, pid 0 here).
+func processesBelow(root int) ([]found, error) {
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
 		return nil, err
 	}
-	children := make(map[int][]Proc)
+	self := os.Getpid()
+	children := make(map[int][]found)
+	var all []found
 	buf := make([]byte, 512)
 	for _, e := range entries {
 		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
+		if err != nil || pid == self {
 			continue
 		}
-		if ppid, start, ok := readStat(pid, buf); ok {
-			children[ppid] = append(children[ppid], Proc{pid, start})
+		if st, ok := readStat(pid, buf); ok {
+			p := found{Proc{pid, st.Start}, st}
+			children[st.PPid] = append(children[st.PPid], p)
+			all = append(all, p)
 		}
 	}
-	var out []Proc
+	if root == 0 {
+		return all, nil
+	}
+	var out []found
 	queue := []int{root}
 	for len(queue) > 0 {
 		p := queue[0]
@@ -61,7 +97,7 @@ func (p Proc) Signal(sigs ...syscall.Signal) error {
 	default:
 		fd = -1
 	}
-	if _, start, ok := readStat(p.Pid, make([]byte, 512)); !ok || start != p.Start {
+	if st, ok := readStat(p.Pid, make([]byte, 512)); !ok || st.Start != p.Start {
 		return unix.ESRCH // the pid is another process's now
 	}
 	for _, sig := range sigs {
@@ -83,30 +119,31 @@ var (
 	pidfdSendSignal = unix.PidfdSendSignal
 )
 
-// readStat reads the parent pid and start time from /proc/<pid>/stat.
-func readStat(pid int, buf []byte) (ppid int, start uint64, ok bool) {
+// readStat reads /proc/<pid>/stat.
+func readStat(pid int, buf []byte) (Stat, bool) {
 	f, err := os.Open("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
-		return 0, 0, false // gone since ReadDir
+		return Stat{}, false // gone since ReadDir
 	}
 	n, _ := f.Read(buf)
 	f.Close()
 	return ParseStat(buf[:n])
 }
 
-// ParseStat extracts the parent pid and the start time from the contents of a /proc/<pid>/stat
-// file: "pid (comm) state ppid ... starttime ...", where comm may itself hold spaces and
-// parentheses, so the fields are counted from the last ')'; starttime is the 22nd field.
-func ParseStat(stat []byte) (ppid int, start uint64, ok bool) {
-	i := bytes.LastIndexByte(stat, ')')
-	if i < 0 {
-		return 0, 0, false
+// ParseStat reads the contents of a /proc/<pid>/stat file: "pid (comm) state ppid ...
+// starttime ...", where comm may itself hold spaces and parentheses, so the fields are counted
+// from the last ')'; starttime is the 22nd field.
+func ParseStat(stat []byte) (Stat, bool) {
+	open, end := bytes.IndexByte(stat, '('), bytes.LastIndexByte(stat, ')')
+	if open < 0 || end < open {
+		return Stat{}, false
 	}
-	fields := bytes.Fields(stat[i+1:]) // from the 3rd field, state, on
-	if len(fields) < 20 {
-		return 0, 0, false
+	fields := bytes.Fields(stat[end+1:]) // from the 3rd field, state, on
+	if len(fields) < 20 || len(fields[0]) != 1 {
+		return Stat{}, false
 	}
 	ppid, err1 := strconv.Atoi(string(fields[1]))
 	start, err2 := strconv.ParseUint(string(fields[19]), 10, 64)
-	return ppid, start, err1 == nil && err2 == nil
+	st := Stat{Name: string(stat[open+1 : end]), State: fields[0][0], PPid: ppid, Start: start}
+	return st, err1 == nil && err2 == nil
 }

@@ -45,17 +45,17 @@ func TestExitCodeAndString(t *testing.T) {
 
 func TestParseStat(t *testing.T) {
 	tail := " 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 4242 77 0" // fields 7 to 21, starttime, vsize, rss
-	for stat, want := range map[string]int{
-		"12 (sh) S 1 12 12" + tail:        1,
-		"77 (a) b) (c) R 42 77 77" + tail: 42,
-		"9 (with space) Z 3 9 9" + tail:   3,
-		"9 (short) Z 3 9 9 0 0":           -1,
-		"5 (x)":                           -1,
-		"garbage":                         -1,
+	for stat, want := range map[string]Stat{
+		"12 (sh) S 1 12 12" + tail:        {Name: "sh", State: 'S', PPid: 1, Start: 4242},
+		"77 (a) b) (c) T 42 77 77" + tail: {Name: "a) b) (c", State: 'T', PPid: 42, Start: 4242},
+		"9 (with space) Z 3 9 9" + tail:   {Name: "with space", State: 'Z', PPid: 3, Start: 4242},
+		"9 (short) Z 3 9 9 0 0":           {},
+		"5 (x)":                           {},
+		"garbage":                         {},
 	} {
-		ppid, start, ok := ParseStat([]byte(stat))
-		if (want < 0) == ok || (ok && (ppid != want || start != 4242)) {
-			t.Errorf("ParseStat(%q) = %d, %d, %v; want %d, 4242", stat, ppid, start, ok, want)
+		got, ok := ParseStat([]byte(stat))
+		if ok != (want != Stat{}) || ok && got != want {
+			t.Errorf("ParseStat(%q) = %+v, %v; want %+v", stat, got, ok, want)
 		}
 	}
 }
