@@ -3,10 +3,14 @@ package capabilities
 import (
 	"bufio"
 	"bytes"
+	"fmt"
 	"io"
+	"math"
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"golang.org/x/sys/unix"
 )
 
 // Cgroup is where this process's cgroup files are, for the controllers tender reads.
@@ -209,4 +213,28 @@ func (w *OOMWatch) Struck() bool {
 	}
 	w.seen++
 	return true
+}
+
+// UsableCPUs is how many CPUs this process may use: the cgroup's CPU quota rounded up, within
+// the CPUs of its affinity mask (as the Go runtime sizes GOMAXPROCS), at least 1. why says
+// where the figure comes from, for the log.
+func UsableCPUs(cg Cgroup) (n int, why string) {
+	affinity := 0
+	var set unix.CPUSet
+	if unix.SchedGetaffinity(0, &set) == nil {
+		affinity = set.Count()
+	}
+	quota, hasQuota := cg.CPUQuota()
+	return usableCPUs(affinity, quota, hasQuota)
+}
+
+func usableCPUs(affinity int, quota float64, hasQuota bool) (int, string) {
+	byQuota := int(math.Ceil(quota))
+	switch {
+	case hasQuota && (affinity == 0 || byQuota < affinity):
+		return max(byQuota, 1), fmt.Sprintf("the cgroup's CPU quota, %.2f CPUs, rounded up", quota)
+	case affinity > 0:
+		return affinity, fmt.Sprintf("the CPUs tender may run on (its affinity mask), %d", affinity)
+	}
+	return 1, "no CPU count found"
 }

@@ -127,3 +127,25 @@ func TestOOMWatchAccountsOneKillEach(t *testing.T) {
 		t.Fatal("a third SIGKILL taken for an OOM kill")
 	}
 }
+
+// TENDER_WORKERS=auto: the quota rounded up, within the affinity mask, at least 1.
+func TestUsableCPUs(t *testing.T) {
+	for _, tc := range []struct {
+		affinity int
+		quota    float64
+		hasQuota bool
+		want     int
+	}{
+		{affinity: 8, want: 8},
+		{affinity: 8, quota: 1.5, hasQuota: true, want: 2},
+		{affinity: 8, quota: 0.2, hasQuota: true, want: 1},
+		{affinity: 2, quota: 4, hasQuota: true, want: 2},
+		{affinity: 2, quota: 2, hasQuota: true, want: 2},
+		{affinity: 0, quota: 3.1, hasQuota: true, want: 4},
+		{affinity: 0, want: 1},
+	} {
+		if got, why := usableCPUs(tc.affinity, tc.quota, tc.hasQuota); got != tc.want || why == "" {
+			t.Errorf("affinity %d, quota %v (%v): %d (%s), want %d", tc.affinity, tc.quota, tc.hasQuota, got, why, tc.want)
+		}
+	}
+}

@@ -125,6 +125,9 @@ type Config struct {
 	AppNoNewPrivs  bool
 
 	Workers       int
+	// WorkersAuto: TENDER_WORKERS=auto, one worker per CPU tender may use. Workers is 1 until
+	// the caller, which can probe the machine, sets it.
+	WorkersAuto bool
 	Listen        *Address
 	Protocol      Protocol
 	StartTimeout  time.Duration
@@ -154,7 +157,7 @@ func (c *Config) RemapExit(code int) int {
 }
 
 // Pool reports whether tender runs a pool of workers rather than one child in the foreground.
-func (c *Config) Pool() bool { return c.Workers > 1 || c.Listen != nil }
+func (c *Config) Pool() bool { return c.Workers > 1 || c.WorkersAuto || c.Listen != nil }
 
 // Error is an invalid setting. Its message names the variable or flag, the value and what
 // is accepted, on one line.

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"strings"
 )
 
@@ -163,9 +164,16 @@ var vars = varTable{
 
 	// Pool.
 	{Name: "WORKERS", Default: "1", Section: "Pool",
-		Help: "copies of COMMAND to run; more than 1 turns on pool mode",
+		Help: "copies of COMMAND to run, or auto: one per CPU tender may use (its cgroup's CPU quota, rounded up, within its CPU affinity); more than 1, or auto, turns on pool mode",
 		Set: func(c *Config, s string, _ bool) (err error) {
+			if strings.EqualFold(s, "auto") {
+				c.Workers, c.WorkersAuto = 1, true
+				return nil
+			}
 			c.Workers, err = parseCount(s, 1)
+			if err != nil {
+				err = errors.New("want a whole number >= 1, or auto")
+			}
 			return err
 		}},
 	{Name: "START_TIMEOUT", Default: "60s", Section: "Pool",

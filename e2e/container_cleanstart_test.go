@@ -216,3 +216,27 @@ func TestContainerPoolOOMKillReplacesTheWorker(t *testing.T) {
 		t.Errorf("exit status %d after SIGTERM, want 0", code)
 	}
 }
+
+// TENDER_WORKERS=auto runs one worker per CPU the container may use: its CPU quota rounded up
+// (half a CPU here, on a machine with more), not the machine's CPUs.
+func TestContainerWorkersAuto(t *testing.T) {
+	t.Parallel()
+	quota, period := int64(50000), uint64(100000)
+	b := newBundle(t, dockerDefaultCaps, []string{"TENDER_WORKERS=auto"}, "--", "/testapp", "serve")
+	b.Spec.Linux.Resources = &specs.LinuxResources{CPU: &specs.LinuxCPU{Quota: &quota, Period: &period}}
+	b.Spec.Linux.Namespaces = slices.DeleteFunc(b.Spec.Linux.Namespaces, func(ns specs.LinuxNamespace) bool {
+		return ns.Type == specs.NetworkNamespace
+	})
+	r := b.run(t)
+	eventually(t, 20*time.Second, "a ready worker", func() bool { return strings.Contains(r.Stderr.String(), "worker ready") })
+	if !r.logged("TENDER_WORKERS=auto: one worker per CPU: workers=1") || !strings.Contains(r.Stderr.String(), "CPU quota, 0.50 CPUs") {
+		t.Errorf("tender did not say it runs 1 worker for the quota of 0.5 CPU")
+	}
+	r.Signal(syscall.SIGTERM)
+	if code := r.Wait(20 * time.Second); code != 0 {
+		t.Errorf("exit status %d, want 0", code)
+	}
+	if n := strings.Count(r.Stderr.String(), "worker ready"); n != 1 {
+		t.Errorf("%d workers ready, want 1", n)
+	}
+}

@@ -111,6 +111,11 @@ func run(cfg *config.Config) int {
 		code = single.Run(signals.C())
 	} else {
 		go signals.CatchRest()
+		if cfg.WorkersAuto {
+			n, why := capabilities.UsableCPUs(capabilities.FindCgroup())
+			cfg.Workers = n
+			log.Info("TENDER_WORKERS=auto: one worker per CPU", "workers", n, "from", why)
+		}
 		router, err := listenFront(cfg, log)
 		if err != nil {
 			log.Error(err.Error())
