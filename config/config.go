@@ -124,10 +124,10 @@ type Config struct {
 	AppNofile      *Rlimit
 	AppNoNewPrivs  bool
 
-	Workers       int
+	Workers int
 	// WorkersAuto: TENDER_WORKERS=auto, one worker per CPU tender may use. Workers is 1 until
 	// the caller, which can probe the machine, sets it.
-	WorkersAuto bool
+	WorkersAuto   bool
 	Listen        *Address
 	Protocol      Protocol
 	StartTimeout  time.Duration
