@@ -132,6 +132,7 @@ type Config struct {
 	Protocol      Protocol
 	StartTimeout  time.Duration
 	StopTimeout   time.Duration
+	ShutdownDelay time.Duration
 	HealthTimeout time.Duration
 	MemoryLimit   uint64
 	MaxRequests   uint64

@@ -182,6 +182,12 @@ var vars = varTable{
 			c.StartTimeout, err = parsePositiveDuration(s)
 			return err
 		}},
+	{Name: "SHUTDOWN_DELAY", Default: "0", Section: "PID 1",
+		Help: "on SIGTERM or SIGINT, report not ready at once and keep serving this long before stopping (a pool) or passing the signal on (one child), for the endpoints that still route to the container (Kubernetes)",
+		Set: func(c *Config, s string, _ bool) (err error) {
+			c.ShutdownDelay, err = parseDuration(s)
+			return err
+		}},
 	{Name: "STOP_TIMEOUT", Default: "8s", Section: "Pool",
 		Help: "the whole graceful stop on SIGTERM: sessions drain, workers get SIGTERM, SIGKILL at the end",
 		Set: func(c *Config, s string, _ bool) (err error) {
