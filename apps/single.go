@@ -40,10 +40,14 @@ type Single struct {
 	// Started, when set, runs once the first start is over, in a goroutine of its own: work
 	// that would otherwise slow the app's start down.
 	Started func()
+	// ShutdownDelay holds a SIGTERM or SIGINT back this long before it is passed on, while
+	// tender reports itself stopping (TENDER_SHUTDOWN_DELAY).
+	ShutdownDelay time.Duration
 
-	mu    sync.Mutex // guards state, for Status
-	state WorkerStatus
-	began time.Time
+	mu       sync.Mutex // guards state, began and stopping, for Status
+	state    WorkerStatus
+	began    time.Time
+	stopping bool
 }
 
 // Status is the one-line worker table of single mode.
@@ -53,9 +57,11 @@ func (s *Single) Status() Status {
 	if row.Pid != 0 {
 		row.UptimeSeconds = time.Since(s.began).Seconds()
 	}
+	stopping := s.stopping
 	s.mu.Unlock()
 	st := Status{Workers: []WorkerStatus{row}}
 	st.fillFromProc()
+	st.Tender.Stopping = stopping
 	return st
 }
 
@@ -67,6 +73,13 @@ func (s *Single) Restart() error { return errNotPool }
 
 // Scale is refused in single mode.
 func (s *Single) Scale(int) error { return errNotPool }
+
+// setStopping makes Status say that tender is stopping.
+func (s *Single) setStopping() {
+	s.mu.Lock()
+	s.stopping = true
+	s.mu.Unlock()
+}
 
 func (s *Single) setState(pid int, state string, began time.Time) {
 	s.mu.Lock()
@@ -154,6 +167,7 @@ func (s *Single) start(exits chan<- reaper.Exit, signals <-chan os.Signal, stopp
 			sn := sig.(syscall.Signal)
 			if stopSignals[sn] {
 				*stopping = true
+				s.setStopping()
 			}
 			s.Forward.Forward(sn, birth.Pid())
 		}
@@ -172,16 +186,32 @@ func (s *Single) start(exits chan<- reaper.Exit, signals <-chan os.Signal, stopp
 	return res.pid, code, started
 }
 
-// wait forwards signals to pid until it exits.
+// wait forwards signals to pid until it exits. A SIGTERM or SIGINT is held back for the
+// shutdown delay, during which tender says it is stopping (not ready) while the app serves on;
+// a second one meanwhile goes at once.
 func (s *Single) wait(pid int, signals <-chan os.Signal, exits <-chan reaper.Exit, stopping *bool) reaper.Exit {
+	var held syscall.Signal
+	var delay <-chan time.Time
 	for {
 		select {
 		case sig := <-signals:
 			sn := sig.(syscall.Signal)
 			if stopSignals[sn] {
 				*stopping = true
+				s.setStopping()
+				if s.ShutdownDelay > 0 && held == 0 && delay == nil && (sn == unix.SIGTERM || sn == unix.SIGINT) {
+					s.Log.Info("holding the signal back for the shutdown delay", "signal", reaper.SignalName(sn), "for", s.ShutdownDelay)
+					held, delay = sn, time.After(s.ShutdownDelay)
+					continue
+				}
+				held = 0 // a second stop signal: the one held goes no more, this one at once
 			}
 			s.Forward.Forward(sn, pid)
+		case <-delay:
+			if held != 0 {
+				s.Forward.Forward(held, pid)
+				held = 0
+			}
 		case exit := <-exits:
 			if exit.Status.Stopped() {
 				s.suspend(pid, exit.Status.StopSignal())
@@ -236,6 +266,7 @@ func (s *Single) sleep(d time.Duration, signals <-chan os.Signal, stopping *bool
 		case sig := <-signals:
 			if stopSignals[sig.(syscall.Signal)] {
 				*stopping = true
+				s.setStopping()
 				return false
 			}
 		case <-timer.C:

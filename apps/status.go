@@ -23,6 +23,31 @@ type Status struct {
 type TenderStatus struct {
 	Pid         int `json:"pid"`
 	OOMScoreAdj int `json:"oom_score_adj"`
+	// Stopping: tender got SIGTERM or SIGINT, and is in its shutdown delay or its stop.
+	Stopping bool `json:"stopping"`
+}
+
+// Health says whether tender can take work: it is not stopping, and at least one worker is
+// ready (in single mode, the app runs). why says it in one line, either way.
+func (s Status) Health() (ok bool, why string) {
+	if s.Tender.Stopping {
+		return false, "tender is stopping (SIGTERM or SIGINT received)"
+	}
+	ready := 0
+	for _, w := range s.Workers {
+		if w.State == string(Ready) || w.State == Running {
+			ready++
+		}
+	}
+	switch {
+	case ready == 0 && len(s.Workers) == 1:
+		return false, "the app is not ready: " + s.Workers[0].State
+	case ready == 0:
+		return false, fmt.Sprintf("none of %d workers is ready", len(s.Workers))
+	case len(s.Workers) == 1:
+		return true, "the app is " + s.Workers[0].State
+	}
+	return true, fmt.Sprintf("%d of %d workers ready", ready, len(s.Workers))
 }
 
 // WorkerStatus is one worker's line.

@@ -28,10 +28,11 @@ const (
 	CmdHelp    = "help"
 	CmdRestart = "restart"
 	CmdScale   = "scale"
+	CmdHealth  = "health"
 )
 
 var subcommands = map[string]bool{
-	CmdStatus: true, CmdProbe: true, CmdVersion: true, CmdHelp: true, CmdRestart: true, CmdScale: true,
+	CmdStatus: true, CmdProbe: true, CmdVersion: true, CmdHelp: true, CmdRestart: true, CmdScale: true, CmdHealth: true,
 }
 
 // SignalTarget says who receives a forwarded signal.
@@ -268,7 +269,7 @@ func (c *Config) checkSubcommand() error {
 			}
 			c.JSON = true
 		}
-	case CmdVersion, CmdHelp, CmdRestart:
+	case CmdVersion, CmdHelp, CmdRestart, CmdHealth:
 		if len(c.SubArgs) > 0 {
 			return &UsageError{Msg: fmt.Sprintf("tender %s takes no arguments, got %q", c.Sub, c.SubArgs)}
 		}

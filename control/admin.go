@@ -68,13 +68,12 @@ func (a *Admin) answer(c net.Conn) {
 	}
 	switch path {
 	case "/healthz":
-		for _, w := range a.src.Status().Workers {
-			if w.State == string(apps.Ready) || w.State == apps.Running {
-				reply(c, 200, "text/plain", []byte("ok\n"), head)
-				return
-			}
+		code := 200
+		ok, why := a.src.Status().Health()
+		if !ok {
+			code = 503
 		}
-		reply(c, 503, "text/plain", []byte("no worker is ready\n"), head)
+		reply(c, code, "text/plain", []byte(why+"\n"), head)
 	case "/status":
 		b, _ := json.MarshalIndent(a.src.Status(), "", "  ")
 		reply(c, 200, "application/json", append(b, '\n'), head)

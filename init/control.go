@@ -2,9 +2,13 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
+	"strings"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 
@@ -89,4 +93,60 @@ func controlCommand(cfg *config.Config, w io.Writer) int {
 		resp.Status.WriteTable(w)
 	}
 	return 0
+}
+
+// health answers tender health: 0 when the running tender can take work (it is not stopping
+// and at least one worker is ready), 1 otherwise, with one line saying why, for HEALTHCHECK and
+// exec probes in images without curl. It asks through the control socket, or, where there is
+// none (TENDER_CONTROL=off, a read-only container), through TENDER_ADMIN's /healthz.
+func health(cfg *config.Config, w io.Writer) int {
+	ok, why, err := healthByControl(cfg)
+	if err != nil && cfg.Admin != nil {
+		ok, why, err = healthByAdmin(cfg.Admin)
+	}
+	switch {
+	case err != nil:
+		fmt.Fprintf(w, "unhealthy: %v\n", err)
+		return 1
+	case !ok:
+		fmt.Fprintf(w, "unhealthy: %s\n", why)
+		return 1
+	}
+	fmt.Fprintf(w, "healthy: %s\n", why)
+	return 0
+}
+
+func healthByControl(cfg *config.Config) (bool, string, error) {
+	if cfg.Control == "off" {
+		return false, "", errors.New("TENDER_CONTROL=off, and no TENDER_ADMIN to ask")
+	}
+	resp, err := control.Call(cfg.Control, control.Request{Cmd: config.CmdStatus})
+	if err != nil {
+		return false, "", err
+	}
+	ok, why := resp.Status.Health()
+	return ok, why, nil
+}
+
+// healthByAdmin asks TENDER_ADMIN's /healthz, which answers 200 or 503 and the reason.
+func healthByAdmin(addr *config.Address) (bool, string, error) {
+	host := addr.Addr
+	if strings.HasPrefix(host, ":") {
+		host = "127.0.0.1" + host
+	}
+	c, err := net.DialTimeout(addr.Network, host, 2*time.Second)
+	if err != nil {
+		return false, "", fmt.Errorf("no running tender answers: TENDER_ADMIN %s: %w", addr, err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.WriteString(c, "GET /healthz HTTP/1.0\r\n\r\n"); err != nil {
+		return false, "", err
+	}
+	b, err := io.ReadAll(io.LimitReader(c, 4096))
+	if err != nil {
+		return false, "", fmt.Errorf("TENDER_ADMIN %s: %w", addr, err)
+	}
+	status, body, _ := strings.Cut(string(b), "\r\n\r\n")
+	return strings.HasPrefix(status, "HTTP/1.1 200 ") || strings.HasPrefix(status, "HTTP/1.0 200 "), strings.TrimSpace(body), nil
 }

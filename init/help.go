@@ -31,6 +31,7 @@ const usage = `tender: a tiny PID 1 for containers that reaps, forwards signals,
 Usage:
   tender [flags] [--] COMMAND [ARG...]   run COMMAND under tender
   tender status [--json]                  the worker table of the running tender
+  tender health                           exit 0 when the running tender can serve, 1 otherwise
   tender probe [--json]                   what this environment allows, and what tender will do
   tender restart                          rolling restart of the workers
   tender scale N                          run N workers

@@ -45,6 +45,8 @@ func main() {
 		os.Exit(probe(cfg, os.Stdout))
 	case config.CmdStatus, config.CmdRestart, config.CmdScale:
 		os.Exit(controlCommand(cfg, os.Stdout))
+	case config.CmdHealth:
+		os.Exit(health(cfg, os.Stdout))
 	default:
 		os.Exit(run(cfg))
 	}

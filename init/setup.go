@@ -66,6 +66,8 @@ func newSingle(cfg *config.Config, spawner *apps.Spawner, env []string, log hclo
 		Policy:  restartPolicy(cfg),
 		Backoff: backoff(cfg),
 		Log:     log,
+
+		ShutdownDelay: cfg.ShutdownDelay,
 	}
 }
 
