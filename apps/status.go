@@ -59,7 +59,7 @@ type WorkerStatus struct {
 	Processed     uint64  `json:"processed"`
 	UptimeSeconds float64 `json:"uptime_seconds"`
 	Restarts      int     `json:"restarts"`
-	RSSBytes      uint64  `json:"rss_bytes"`
+	RSSBytes      uint64  `json:"rss_bytes"` // of the worker's process tree: see TreeMemory
 	OOMScoreAdj   int     `json:"oom_score_adj"`
 	// LastFailure is the spawn report of the worker's last failed start, if any.
 	LastFailure *SpawnReport `json:"last_failure,omitempty"`
@@ -80,14 +80,15 @@ type StatusSource interface {
 	Status() Status
 }
 
-// fillFromProc adds what only /proc knows: RSS and oom_score_adj of each worker and of tender.
+// fillFromProc adds what only /proc knows: the memory (TreeMemory: the worker's process tree,
+// as TENDER_MEMORY_LIMIT weighs it) and oom_score_adj of each worker, and tender's own score.
 func (s *Status) fillFromProc() {
 	for i := range s.Workers {
 		w := &s.Workers[i]
 		if w.Pid == 0 {
 			continue
 		}
-		w.RSSBytes = RSS(w.Pid)
+		w.RSSBytes = TreeMemory(w.Pid)
 		w.OOMScoreAdj, _ = capabilities.OOMScoreAdjOf(w.Pid)
 	}
 	s.Tender.Pid = os.Getpid()
