@@ -31,14 +31,14 @@ clock_2-b: bin/clock # a comment for the shell
 
 func TestParseRefuses(t *testing.T) {
 	for in, want := range map[string]string{
-		"web: a\nno colon here\n":     `Procfile:2: want name: command, got "no colon here"`,
-		"web: a\nweb: b\n":            "Procfile:2: process type web again (first on line 1)",
-		"web app: a\n":                `Procfile:1: process type "web app": want letters, digits, _ and - only`,
-		"w.eb: a\n":                   `Procfile:1: process type "w.eb": want letters, digits, _ and - only`,
-		"web:\n":                      "Procfile:1: process type web has no command",
-		"":                            "Procfile: no process type: want name: command lines",
-		"# only comments\n\n   \n":    "Procfile: no process type: want name: command lines",
-		": a\n":                       `Procfile:1: process type "": want letters, digits, _ and - only`,
+		"web: a\nno colon here\n":      `Procfile:2: want name: command, got "no colon here"`,
+		"web: a\nweb: b\n":             "Procfile:2: process type web again (first on line 1)",
+		"web app: a\n":                 `Procfile:1: process type "web app": want letters, digits, _ and - only`,
+		"w.eb: a\n":                    `Procfile:1: process type "w.eb": want letters, digits, _ and - only`,
+		"web:\n":                       "Procfile:1: process type web has no command",
+		"":                             "Procfile: no process type: want name: command lines",
+		"# only comments\n\n   \n":     "Procfile: no process type: want name: command lines",
+		": a\n":                        `Procfile:1: process type "": want letters, digits, _ and - only`,
 		"web: a\r\nworker: b\r\nx\r\n": `Procfile:3: want name: command, got "x"`,
 	} {
 		if _, err := Parse(strings.NewReader(in), "Procfile"); err == nil || err.Error() != want {
