@@ -3,6 +3,7 @@ package e2e
 import (
 	"encoding/json"
 	"net/http"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -215,4 +216,41 @@ func TestContainerPoolOOMKillReplacesTheWorker(t *testing.T) {
 	if code := r.Wait(20 * time.Second); code != 0 {
 		t.Errorf("exit status %d after SIGTERM, want 0", code)
 	}
+}
+
+// A malformed uid or gid in the container's /etc/passwd or /etc/group stops tender before
+// anything starts, with status 2 and the line named: `neg:x:-1:-1` used to run the app as root
+// with every capability (the parse error was dropped, and the id read as 0).
+func TestContainerMalformedAppUserIsRefused(t *testing.T) {
+	for _, tc := range []struct{ user, want string }{
+		{"neg", `/etc/passwd line 3: uid "-1" is not a number from 0 to 4294967294`},
+		{"app:neg", `/etc/group line 4: gid "-1" is not a number from 0 to 4294967294`},
+		{"app:huge", `/etc/group line 5: gid "4294967295" is not a number from 0 to 4294967294`},
+	} {
+		t.Run(tc.user, func(t *testing.T) {
+			t.Parallel()
+			b := newBundle(t, dockerDefaultCaps, []string{"TENDER_APP_USER=" + tc.user}, "--", "/testapp", "info", "/out/info", "exit")
+			appendFile(t, filepath.Join(b.Dir, "rootfs/etc/passwd"), "neg:x:-1:-1:neg:/:/bin/sh\n")
+			appendFile(t, filepath.Join(b.Dir, "rootfs/etc/group"), "neg:x:-1:\nhuge:x:4294967295:\n")
+			r := b.run(t)
+			if code := r.Wait(20 * time.Second); code != 2 {
+				t.Errorf("exit status %d, want 2", code)
+			}
+			if !strings.Contains(r.Stderr.String(), tc.want) {
+				t.Errorf("the error does not name the line: want %q in\n%s", tc.want, r.Stderr)
+			}
+			if _, err := os.Stat(filepath.Join(b.Out, "info")); err == nil {
+				t.Errorf("the app ran: %s", readInfo(t, filepath.Join(b.Out, "info")).Status["Uid"])
+			}
+		})
+	}
+}
+
+func appendFile(t *testing.T, path, text string) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	must(t, err)
+	_, err = f.WriteString(text)
+	must(t, err)
+	must(t, f.Close())
 }
