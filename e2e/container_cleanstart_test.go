@@ -254,3 +254,44 @@ func appendFile(t *testing.T, path, text string) {
 	must(t, err)
 	must(t, f.Close())
 }
+
+// Quiet by default: in a container as Docker makes it by default (its capabilities, no
+// CAP_SYS_RESOURCE) and read-only (no /run, no /tmp to write in), tender says that OOM
+// protection is unavailable in one short line, which points to tender probe for the rest, and
+// that it has no control socket in one line. They used to be a 420-character line and a
+// warning spread over five lines.
+func TestContainerQuietByDefault(t *testing.T) {
+	t.Parallel()
+	b := newBundle(t, dockerDefaultCaps, nil, "--", "/testapp", "sleep", "1")
+	b.Spec.Mounts = slices.DeleteFunc(b.Spec.Mounts, func(m specs.Mount) bool { return m.Destination == "/tmp" })
+	r := b.run(t)
+	if code := r.Wait(20 * time.Second); code != 0 {
+		t.Errorf("exit status %d, want 0", code)
+	}
+	lines := strings.Split(strings.TrimSuffix(r.Stderr.String(), "\n"), "\n")
+	for _, line := range lines {
+		if !regexpMatch(`^\d{4}-\d\d-\d\dT\S+ \[(INFO|WARN)\] `, line) {
+			t.Errorf("a line that is not a log line of its own: %q", line)
+		}
+	}
+	var oom, control string
+	for _, line := range lines {
+		if strings.Contains(line, "OOM protection") {
+			oom = line
+		}
+		if strings.Contains(line, "control socket") {
+			control = line
+		}
+	}
+	if len(oom) > 160 || !strings.Contains(oom, "asked=-1000 got=0") || !strings.Contains(oom, "tender probe") {
+		t.Errorf("want one short OOM line (at most 160 characters) with asked=-1000 got=0 and a pointer to tender probe, got %d: %q", len(oom), oom)
+	}
+	for _, want := range []string{"/run/tender/control.sock", "/tmp/tender-0/control.sock", "read-only file system"} {
+		if !strings.Contains(control, want) {
+			t.Errorf("the control socket's line does not say %q: %q", want, control)
+		}
+	}
+	if len(lines) > 2 {
+		t.Errorf("%d lines, want the two above only:\n%s", len(lines), r.Stderr)
+	}
+}
