@@ -97,6 +97,8 @@ type slot struct {
 	next     *worker // its replacement while one is starting
 	retiring bool    // scaled away: it ends with its worker
 	waiting  bool    // a restart is scheduled
+	// crashLoop: its budget of quick crashes is spent; it retries while the others serve.
+	crashLoop bool
 }
 
 // worker is one process of the command.
@@ -390,6 +392,9 @@ func (p *Pool) onReady(w *worker, how string) {
 	if p.cfg.HealthTimeout > 0 && how == readyPort {
 		go p.watchHealth(w)
 	}
+	if s.crashLoop {
+		p.watchRecovery(w)
+	}
 	p.rollOnIfDone(s)
 }
 
@@ -548,13 +553,15 @@ func (p *Pool) onExit(w *worker, exit reaper.Exit) {
 		p.afterExit(s)
 		return
 	}
+	last := exit.String()
 	if oom {
-		p.log.Warn("worker killed by the OOM killer", "id", s.id, "pid", w.pid, "uptime", uptime.Round(time.Millisecond))
+		last = "killed by the OOM killer"
+		p.log.Log(crashLevel(s, hclog.Warn), "worker killed by the OOM killer", "id", s.id, "pid", w.pid, "uptime", uptime.Round(time.Millisecond))
 	}
 	if !wasReady {
 		p.report(w, exit, uptime)
 	} else if !oom {
-		p.log.Warn("worker exited", "id", s.id, "pid", w.pid, "status", exit.String(), "uptime", uptime.Round(time.Millisecond))
+		p.log.Log(crashLevel(s, hclog.Warn), "worker exited", "id", s.id, "pid", w.pid, "status", exit.String(), "uptime", uptime.Round(time.Millisecond))
 	}
 	if p.stopping {
 		p.afterExit(s)
@@ -572,21 +579,24 @@ func (p *Pool) onExit(w *worker, exit reaper.Exit) {
 		p.stop(w.startErr.Code)
 		return
 	}
-	delay, giveUp := s.backoff.Exited(uptime)
-	if s.worker != nil && (giveUp || w.startErr != nil) {
+	delay, spent := s.backoff.Exited(uptime)
+	if s.worker != nil && (spent || w.startErr != nil) {
 		p.keepOld(s, exit)
 		return
 	}
-	if giveUp {
-		p.log.Error("a worker keeps crashing; giving up and stopping", "id", s.id, "quick_crashes", s.backoff.Quick(),
-			"last", exit.String(), "max_restarts", p.cfg.Backoff.MaxRestarts)
-		p.stop(1)
-		return
+	p.setCrashLoop(s, spent, last)
+	if spent {
+		if noneCanServe(p.health()) {
+			p.log.Error("every worker is in a crash loop: none can serve; stopping", "workers", len(p.health()), "last", last)
+			p.stop(1)
+			return
+		}
+		delay = max(delay, crashLoopRetry)
 	}
 	s.restarts++
 	s.waiting = true
 	replacing := s.worker != nil // a replacement died; the old worker still serves
-	p.log.Info("restarting worker", "id", s.id, "after", delay, "restarts", s.restarts)
+	p.log.Log(crashLevel(s, hclog.Info), "restarting worker", "id", s.id, "after", delay, "restarts", s.restarts)
 	time.AfterFunc(delay, func() {
 		p.post(func() {
 			s.waiting = false
@@ -629,7 +639,7 @@ func (p *Pool) report(w *worker, exit reaper.Exit, lifetime time.Duration) {
 	if len(r.Output) > 0 {
 		args = append(args, "output", r.Output)
 	}
-	p.log.Error("worker failed to start", args...)
+	p.log.Log(crashLevel(w.slot, hclog.Error), "worker failed to start", args...)
 }
 
 // afterExit drops a retired slot that has no worker left, and moves a rolling restart on.
@@ -813,7 +823,7 @@ func (p *Pool) snapshot() Status {
 			}
 			rows++
 			row := WorkerStatus{ID: s.id, Pid: w.pid, State: string(w.state), Restarts: s.restarts,
-				UptimeSeconds: time.Since(w.started).Seconds(), LastFailure: s.report}
+				UptimeSeconds: time.Since(w.started).Seconds(), CrashLoop: s.crashLoop, LastFailure: s.report}
 			if w.backend != nil {
 				row.Sessions, row.Processed = w.backend.Sessions(), w.backend.Processed()
 			}
@@ -821,10 +831,14 @@ func (p *Pool) snapshot() Status {
 		}
 		if rows == 0 {
 			state := "exited"
-			if s.waiting {
+			switch {
+			case s.waiting && s.crashLoop:
+				state = crashLoopState
+			case s.waiting:
 				state = backoffState
 			}
-			st.Workers = append(st.Workers, WorkerStatus{ID: s.id, State: state, Restarts: s.restarts, LastFailure: s.report})
+			st.Workers = append(st.Workers, WorkerStatus{ID: s.id, State: state, Restarts: s.restarts,
+				CrashLoop: s.crashLoop, LastFailure: s.report})
 		}
 	}
 	// Workers that left their slot's service (draining, stopping) are still processes.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
@@ -68,13 +69,8 @@ func (a *Admin) answer(c net.Conn) {
 	}
 	switch path {
 	case "/healthz":
-		for _, w := range a.src.Status().Workers {
-			if w.State == string(apps.Ready) || w.State == apps.Running {
-				reply(c, 200, "text/plain", []byte("ok\n"), head)
-				return
-			}
-		}
-		reply(c, 503, "text/plain", []byte("no worker is ready\n"), head)
+		code, body := healthz(a.src.Status())
+		reply(c, code, "text/plain", []byte(body), head)
 	case "/status":
 		b, _ := json.MarshalIndent(a.src.Status(), "", "  ")
 		reply(c, 200, "application/json", append(b, '\n'), head)
@@ -87,6 +83,22 @@ func (a *Admin) answer(c net.Conn) {
 	default:
 		reply(c, 404, "text/plain", []byte("not found: try /healthz, /metrics or /status\n"), head)
 	}
+}
+
+// healthz is 200 while any worker is ready, 503 otherwise; its body names the workers in a
+// crash loop, which do not make it fail while another serves.
+func healthz(st apps.Status) (code int, body string) {
+	code, body = 503, "no worker is ready\n"
+	for _, w := range st.Workers {
+		if w.State == string(apps.Ready) || w.State == apps.Running {
+			code, body = 200, "ok\n"
+			break
+		}
+	}
+	if ids := st.CrashLoops(); len(ids) > 0 {
+		body += "in a crash loop: worker " + strings.Join(ids, ", ") + "\n"
+	}
+	return code, body
 }
 
 // readRequestLine reads a request head and returns its method and path (without the query).

@@ -3,6 +3,7 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -254,8 +255,9 @@ func httpGet(t *testing.T, url string) string {
 	return b.String()
 }
 
-// A worker that exits at once, forever: the restarts come further and further apart, and
-// after the budget tender stops with a non-zero status, leaving a spawn report.
+// Workers that exit at once, forever: the restarts come further and further apart, and once
+// every slot has spent its budget (none can serve) tender stops with a non-zero status, leaving
+// a spawn report.
 func TestPoolCrashLoopBacksOffAndGivesUp(t *testing.T) {
 	t.Parallel()
 	rec := filepath.Join(t.TempDir(), "starts")
@@ -265,7 +267,8 @@ func TestPoolCrashLoopBacksOffAndGivesUp(t *testing.T) {
 	if code == 0 {
 		t.Fatalf("tender exited 0 after the workers crashed in a loop")
 	}
-	// The slot that reaches the budget first stops the pool.
+	// Both slots reach the budget together: the first waits in its crash loop (a second at
+	// least) and the second, as it reaches the budget, stops the pool.
 	starts := map[int][]time.Time{}
 	for _, r := range readRecords(t, rec) {
 		starts[r.id] = append(starts[r.id], r.at)
@@ -291,11 +294,109 @@ func TestPoolCrashLoopBacksOffAndGivesUp(t *testing.T) {
 		}
 	}
 	stderr := p.Stderr.String()
-	for _, want := range []string{"worker failed to start", "about to fail", "keeps crashing; giving up"} {
+	for _, want := range []string{"worker failed to start", "about to fail", "every worker is in a crash loop: none can serve; stopping"} {
 		if !strings.Contains(stderr, want) {
 			t.Errorf("the log does not say %q:\n%s", want, stderr)
 		}
 	}
+}
+
+// One worker that keeps crashing does not end a pool whose other workers serve: past
+// TENDER_MAX_RESTARTS its slot is in a crash loop and retries, a second or more apart, while
+// the others take every request; status, /healthz and the log (once) say so, and SIGTERM still
+// ends tender with 0. With four workers, one of them OOM-killed again and again, tender used to
+// exit 1 after 65 s.
+func TestPoolOneWorkerInACrashLoopKeepsThePoolServing(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	rec, failing := filepath.Join(dir, "starts"), filepath.Join(dir, "failing")
+	must(t, os.WriteFile(failing, nil, 0o644))
+	front, admin := "127.0.0.1:"+freePort(t), "127.0.0.1:"+freePort(t)
+	env := []string{"TENDER_WORKERS=3", "TENDER_LISTEN=" + front, "TENDER_ADMIN=" + admin, "TENDER_MIN_UPTIME=1s",
+		"TENDER_MAX_RESTARTS=2", "TENDER_RESTART_DELAY=10ms", "TENDER_RESTART_DELAY_MAX=50ms"}
+	// While the file is there, worker 1 gets ready, serves, and exits 300 ms into every life.
+	script := `if [ "$TENDER_WORKER_ID" = 1 ] && [ -e "$2" ]; then exec "$0" serve -record "$1" -exit-after 300ms; fi
+exec "$0" serve -record "$1"`
+	p := startPool(t, env, "--", "/bin/sh", "-c", script, bin.testapp, rec, failing)
+	eventually(t, 20*time.Second, "worker 1 in a crash loop", func() bool {
+		if p.Exited() {
+			t.Fatalf("tender exited (status %d) while two workers served", p.Wait(time.Second))
+		}
+		return strings.Contains(p.Stderr.String(), "worker is in a crash loop")
+	})
+	startsOf1 := func() []time.Time {
+		var at []time.Time
+		for _, r := range readRecords(t, rec) {
+			if r.id == 1 {
+				at = append(at, r.at)
+			}
+		}
+		return at
+	}
+	// The first start, 2 restarts within the budget, then retries of the crash loop.
+	eventually(t, 20*time.Second, "two retries in the crash loop", func() bool { return len(startsOf1()) >= 5 })
+	if p.Exited() {
+		t.Fatalf("tender exited (status %d) while two workers served", p.Wait(time.Second))
+	}
+	starts := startsOf1()
+	for i := 3; i < len(starts); i++ {
+		if gap := starts[i].Sub(starts[i-1]); gap < time.Second {
+			t.Errorf("retry %d in the crash loop came %v after the one before, want a second or more", i-2, gap)
+		}
+	}
+	st, err := p.Status()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range st.Workers {
+		switch {
+		case w.ID == 1 && !w.CrashLoop:
+			t.Errorf("status does not show worker 1 in its crash loop: %+v", w)
+		case w.ID != 1 && (w.State != "ready" || w.Restarts != 0 || w.CrashLoop):
+			t.Errorf("worker %d was touched: %+v", w.ID, w)
+		}
+	}
+	if out, _ := p.tenderCLI("status"); !strings.Contains(out, "in a crash loop, retrying while the others serve: worker 1") {
+		t.Errorf("tender status does not say so:\n%s", out)
+	}
+	code, body := adminGet(t, admin, "/healthz")
+	if code != 200 || !strings.Contains(body, "in a crash loop: worker 1") {
+		t.Errorf("/healthz: %d %q, want 200 naming worker 1's crash loop", code, body)
+	}
+	for i := 0; i < 20; i++ {
+		if body := httpGet(t, "http://"+front+"/"); body == "" {
+			t.Fatalf("request %d got no answer", i)
+		}
+	}
+	if n := strings.Count(p.Stderr.String(), "crash loop"); n != 1 {
+		t.Errorf("the log says %d times that worker 1 is in a crash loop, want once:\n%s", n, p.Stderr)
+	}
+
+	// Mended, worker 1 is out of its crash loop once it has lived TENDER_MIN_UPTIME.
+	must(t, os.Remove(failing))
+	eventually(t, 20*time.Second, "worker 1 out of its crash loop", func() bool {
+		return strings.Contains(p.Stderr.String(), "worker is out of its crash loop: id=1")
+	})
+	st = p.waitFor("3 ready, none in a crash loop", 5*time.Second, nReady(3))
+	if ids := st.CrashLoops(); len(ids) > 0 {
+		t.Errorf("status still shows a crash loop: %+v", st.Workers)
+	}
+	p.Signal(syscall.SIGTERM)
+	if code := p.Wait(15 * time.Second); code != 0 {
+		t.Errorf("exit status %d after SIGTERM, want 0", code)
+	}
+}
+
+// adminGet gets path from the admin endpoint, and returns the status and the body.
+func adminGet(t *testing.T, admin, path string) (int, string) {
+	t.Helper()
+	resp, err := http.Get("http://" + admin + path)
+	if err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
 }
 
 // The seeds' fd bug in pool mode: a thousand failed starts, each with a spawn report built
