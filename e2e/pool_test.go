@@ -456,7 +456,12 @@ func TestPoolRecyclesAWorkerPastTheMemoryLimit(t *testing.T) {
 	st := p.waitFor("2 ready", 10*time.Second, nReady(2))
 	old := st.Workers[0]
 	port := portOf(t, p, old)
-	httpGet(t, "http://127.0.0.1:"+port+"/grow?mb=80")
+	// The answer may be cut off: the RSS can pass the limit while the worker still fills its
+	// 80 MiB, and a request sent to the worker's own port, not through a front socket, is no
+	// session that its drain waits for.
+	if resp, err := (&http.Client{Timeout: 10 * time.Second}).Get("http://127.0.0.1:" + port + "/grow?mb=80"); err == nil {
+		resp.Body.Close()
+	}
 	// New before old: a moment with the new worker ready while the old one still lives.
 	sawBoth := false
 	st = p.waitFor("worker 0 replaced", 15*time.Second, func(st apps.Status) bool {
