@@ -115,12 +115,13 @@ type worker struct {
 	notify    *notifySocket
 	stop      chan struct{} // closed when the worker is gone: ends its helpers
 	startErr  *StartError
-	expected  bool      // tender stopped it, so its exit is no crash
-	signaled  bool      // SIGTERM was sent
-	drainedBy time.Time // when draining, SIGTERM at the latest then
-	replacing bool      // it replaces slot.worker, which serves until this one is ready
-	kept      bool      // a replacement of it failed: not recycled again (a rolling restart may try)
-	reason    string    // why it is being replaced or stopped
+	expected  bool          // tender stopped it, so its exit is no crash
+	signaled  bool          // SIGTERM was sent
+	drainedBy time.Time     // when draining, SIGTERM at the latest then
+	replacing bool          // it replaces slot.worker, which serves until this one is ready
+	kept      bool          // a replacement of it failed: not recycled again (a rolling restart may try)
+	reason    string        // why it is being replaced or stopped
+	known     []reaper.Proc // its descendants when it became ready: see leftovers
 }
 
 // NewPool makes a pool; Run starts it. router may be nil when there is no front socket.
@@ -395,6 +396,11 @@ func (p *Pool) onReady(w *worker, how string) {
 	if s.crashLoop {
 		p.watchRecovery(w)
 	}
+	go func() {
+		if known, err := reaper.Descendants(w.pid); err == nil && len(known) > 0 {
+			p.post(func() { w.known = known })
+		}
+	}()
 	p.rollOnIfDone(s)
 }
 
@@ -538,6 +544,7 @@ func (p *Pool) onExit(w *worker, exit reaper.Exit) {
 		p.router.Remove(w.backend)
 	}
 	s := w.slot
+	cleared := p.endLeftovers(w)
 	uptime := time.Since(w.started)
 	wasReady := !w.readyAt.IsZero()
 	switch {
@@ -598,6 +605,7 @@ func (p *Pool) onExit(w *worker, exit reaper.Exit) {
 	replacing := s.worker != nil // a replacement died; the old worker still serves
 	p.log.Log(crashLevel(s, hclog.Info), "restarting worker", "id", s.id, "after", delay, "restarts", s.restarts)
 	time.AfterFunc(delay, func() {
+		<-cleared // what the worker left behind is gone first (bounded: see leftovers.end)
 		p.post(func() {
 			s.waiting = false
 			if !p.stopping && !s.retiring && s.next == nil && (replacing == (s.worker != nil)) {

@@ -399,6 +399,52 @@ func adminGet(t *testing.T, admin, path string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
+// A crashed worker's children are ended before its slot starts a new worker, each found its
+// own way: one that left the process group (setsid) and the environment before the worker was
+// ready (found in /proc then), two forked after, one that left the group but kept the
+// environment (found by the worker's NOTIFY_SOCKET in it), one that stayed in the group without
+// it (found by its group); and one that ignores SIGTERM (SIGKILL after TENDER_KILL_GRACE). Each new worker of slot 0
+// notes, from /proc, the state of the children of the one before it. They used to live on until
+// tender's own exit.
+func TestPoolEndsACrashedWorkersChildrenBeforeTheRestart(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	script := `[ "$TENDER_WORKER_ID" = 0 ] || exec "$0" serve
+n=$(( $(cat "$1/n" 2>/dev/null || echo 0) + 1 )); echo $n > "$1/n"
+for pid in $(cat "$1/children" 2>/dev/null); do
+	echo "$n $pid $(sed 's/.*) //' /proc/$pid/stat 2>/dev/null | cut -d' ' -f1)" >> "$1/seen"
+done
+sleep 1000 & c1=$!
+env -i setsid sleep 1001 & c2=$!
+setsid sh -c 'trap "" TERM; exec sleep 1002' & c3=$!
+echo $c1 $c2 $c3 > "$1/children"
+(sleep 0.3; setsid sleep 1003 & echo $! >> "$1/children"; env -i sleep 1004 & echo $! >> "$1/children") &
+exec "$0" serve -exit-after 700ms`
+	env := []string{"TENDER_WORKERS=2", "TENDER_MAX_RESTARTS=0", "TENDER_RESTART_DELAY=10ms", "TENDER_KILL_GRACE=300ms"}
+	p := startPool(t, env, "--", "/bin/sh", "-c", script, bin.testapp, dir)
+	// The third worker has seen what the first and the second left: 5 children each.
+	eventually(t, 20*time.Second, "a third start of worker 0", func() bool {
+		b, _ := os.ReadFile(filepath.Join(dir, "seen"))
+		return strings.Count(string(b), "\n") >= 10
+	})
+	b, _ := os.ReadFile(filepath.Join(dir, "seen"))
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n")[:10] {
+		// n pid state: the state is empty once the process is gone, Z while it waits for
+		// tender's reaper.
+		if f := strings.Fields(line); len(f) > 2 && f[2] != "Z" {
+			t.Errorf("start %s: child %s of the worker before is still there, state %s", f[0], f[1], f[2])
+		}
+	}
+	if !strings.Contains(p.Stderr.String(), "ending what a worker left behind: id=0") ||
+		!strings.Contains(p.Stderr.String(), "did not end on SIGTERM; sending SIGKILL") {
+		t.Errorf("the log does not say what it ended:\n%s", p.Stderr)
+	}
+	p.Signal(syscall.SIGTERM)
+	if code := p.Wait(15 * time.Second); code != 0 {
+		t.Errorf("exit status %d after SIGTERM, want 0", code)
+	}
+}
+
 // The seeds' fd bug in pool mode: a thousand failed starts, each with a spawn report built
 // from the worker's captured output, and tender's fd count is the same after as before. Both
 // counts are taken at rest, with both workers ready: the workers fail only while a file exists.
