@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -438,6 +439,104 @@ exec "$0" serve -exit-after 700ms`
 	if !strings.Contains(p.Stderr.String(), "ending what a worker left behind: id=0") ||
 		!strings.Contains(p.Stderr.String(), "did not end on SIGTERM; sending SIGKILL") {
 		t.Errorf("the log does not say what it ended:\n%s", p.Stderr)
+	}
+	p.Signal(syscall.SIGTERM)
+	if code := p.Wait(15 * time.Second); code != 0 {
+		t.Errorf("exit status %d after SIGTERM, want 0", code)
+	}
+}
+
+// Worker ports lie outside the kernel's ephemeral range, which outgoing connections and binds
+// to port 0 take ports from: a port bound to 0, closed and handed on (as it was) could be taken
+// again before the worker bound it, once in about a hundred pool starts.
+func TestPoolPortsAreOutsideTheEphemeralRange(t *testing.T) {
+	t.Parallel()
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	must(t, err)
+	var lo, hi int
+	if _, err := fmt.Sscan(string(b), &lo, &hi); err != nil {
+		t.Fatalf("ip_local_port_range %q: %v", b, err)
+	}
+	p := startPool(t, []string{"TENDER_WORKERS=4"}, "--", bin.testapp, "serve")
+	st := p.waitFor("4 ready", 10*time.Second, nReady(4))
+	for _, w := range st.Workers {
+		if port, _ := strconv.Atoi(portOf(t, p, w)); port < 1024 || port >= lo && port <= hi {
+			t.Errorf("worker %d has port %d, want one from 1024 up outside the ephemeral range %d-%d", w.ID, port, lo, hi)
+		}
+	}
+	p.Signal(syscall.SIGTERM)
+	if code := p.Wait(15 * time.Second); code != 0 {
+		t.Errorf("exit status %d after SIGTERM, want 0", code)
+	}
+}
+
+// Where the ephemeral range leaves no port outside it (a tuning common in Kubernetes), the
+// workers get ports from the kernel as before, and tender says so once.
+func TestPoolPortsWhenTheEphemeralRangeCoversThemAll(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	ctl := filepath.Join(dir, "control.sock")
+	// A network namespace of its own, whose range tender reads.
+	setup := `exec unshare --net bash -c 'ip link set lo up && echo "1024 65535" > /proc/sys/net/ipv4/ip_local_port_range && exec "$@"' bash "$@"`
+	r := startTenderFrom(t, setup, AsPID1, []string{"TENDER_CONTROL=" + ctl, "TENDER_WORKERS=3"}, "--", bin.testapp, "serve")
+	p := &Pool{Run: r, Control: ctl, Dir: dir}
+	p.waitFor("3 ready", 10*time.Second, nReady(3))
+	if n := strings.Count(p.Stderr.String(), "worker ports come from the kernel's ephemeral port range"); n != 1 ||
+		!strings.Contains(p.Stderr.String(), `range=1024-65535 why="it leaves no port from 1024 up outside it"`) {
+		t.Errorf("tender said %d times that the workers' ports come from the ephemeral range, want once, with the range:\n%s", n, p.Stderr)
+	}
+	p.Signal(syscall.SIGTERM)
+	if code := p.Wait(15 * time.Second); code != 0 {
+		t.Errorf("exit status %d after SIGTERM, want 0", code)
+	}
+}
+
+// A worker whose port another program binds first is started again on another port, and that
+// is not counted as a crash: here the test takes worker 0's port twice, while the worker waits
+// a second before it binds, with TENDER_MAX_RESTARTS=1. The listener on the port must be the
+// worker's for it to be ready: the test's accepts connections too.
+func TestPoolWorkerWhosePortIsTakenStartsOnAnother(t *testing.T) {
+	t.Parallel()
+	env := []string{"TENDER_WORKERS=2", "TENDER_MAX_RESTARTS=1", "TENDER_RESTART_DELAY=10ms", "TENDER_RESTART_DELAY_MAX=20ms"}
+	script := `[ "$TENDER_WORKER_ID" = 0 ] && exec "$0" serve -delay 1s; exec "$0" serve`
+	p := startPool(t, env, "--", "/bin/sh", "-c", script, bin.testapp)
+	tender := p.TenderPid()
+	taken := map[string]bool{}
+	seen := map[int]bool{}
+	for len(taken) < 2 {
+		var w Proc
+		eventually(t, 10*time.Second, "a new worker 0", func() bool {
+			if p.Exited() {
+				t.Fatalf("tender exited with %d", p.Wait(time.Second))
+			}
+			for _, d := range descendants(tender) {
+				if strings.Contains(d.Cmdline, "serve -delay") && !seen[d.Pid] {
+					w = d
+					return true
+				}
+			}
+			return false
+		})
+		seen[w.Pid] = true
+		env, _ := os.ReadFile(fmt.Sprintf("/proc/%d/environ", w.Pid))
+		for _, kv := range strings.Split(string(env), "\x00") {
+			if port, ok := strings.CutPrefix(kv, "PORT="); ok {
+				l, err := net.Listen("tcp", "127.0.0.1:"+port)
+				if err != nil {
+					t.Fatalf("taking worker 0's port %s before it does: %v", port, err)
+				}
+				defer l.Close()
+				taken[port] = true
+			}
+		}
+	}
+	st := p.waitFor("worker 0 ready on a third port", 15*time.Second, nReady(2))
+	if port := portOf(t, p, st.Workers[0]); taken[port] {
+		t.Errorf("worker 0 is ready on port %s, which the test holds", port)
+	}
+	log := p.Stderr.String()
+	if n := strings.Count(log, "port was taken by another program"); n != 2 || strings.Contains(log, "crash loop") {
+		t.Errorf("want the taken port said twice, and no crash loop:\n%s", log)
 	}
 	p.Signal(syscall.SIGTERM)
 	if code := p.Wait(15 * time.Second); code != 0 {
