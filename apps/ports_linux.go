@@ -125,19 +125,27 @@ func (pp *portPicker) release(port int) { delete(pp.given, port) }
 // SO_REUSEADDR), so that neither a listener elsewhere nor a connection in TIME_WAIT on it
 // makes the worker's bind fail.
 func portFree(port int) bool {
-	fd, err := unix.Socket(unix.AF_INET6, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-	var sa unix.Sockaddr = &unix.SockaddrInet6{Port: port}
-	if err == nil {
-		// Both families at once, whatever net.ipv6.bindv6only says.
-		_ = unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, 0)
-	} else { // no IPv6 here
-		if fd, err = unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0); err != nil {
-			return false
-		}
-		sa = &unix.SockaddrInet4{Port: port}
+	err := bindAll(unix.AF_INET6, port)
+	if err != nil && err != unix.EADDRINUSE { // no IPv6 here
+		err = bindAll(unix.AF_INET, port)
+	}
+	return err == nil
+}
+
+// bindAll binds a TCP socket of family to port on every address, and closes it.
+func bindAll(family, port int) error {
+	fd, err := unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return err
 	}
 	defer unix.Close(fd)
-	return unix.Bind(fd, sa) == nil
+	var sa unix.Sockaddr = &unix.SockaddrInet4{Port: port}
+	if family == unix.AF_INET6 {
+		// Both families at once, whatever net.ipv6.bindv6only says.
+		_ = unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, 0)
+		sa = &unix.SockaddrInet6{Port: port}
+	}
+	return unix.Bind(fd, sa)
 }
 
 // portTaken reports whether something listens on port now: for a worker that is gone, with
