@@ -71,6 +71,7 @@ type Pool struct {
 	stderr  *Output
 	oom     *capabilities.OOMWatch
 	devNull int
+	ports   *portPicker
 
 	events  chan func()
 	done    chan struct{} // closed when Run returns
@@ -97,6 +98,10 @@ type slot struct {
 	next     *worker // its replacement while one is starting
 	retiring bool    // scaled away: it ends with its worker
 	waiting  bool    // a restart is scheduled
+	// portRetries: restarts in a row because its worker's port was taken (not counted as crashes).
+	portRetries int
+	// crashLoop: its budget of quick crashes is spent; it retries while the others serve.
+	crashLoop bool
 }
 
 // worker is one process of the command.
@@ -113,12 +118,13 @@ type worker struct {
 	notify    *notifySocket
 	stop      chan struct{} // closed when the worker is gone: ends its helpers
 	startErr  *StartError
-	expected  bool      // tender stopped it, so its exit is no crash
-	signaled  bool      // SIGTERM was sent
-	drainedBy time.Time // when draining, SIGTERM at the latest then
-	replacing bool      // it replaces slot.worker, which serves until this one is ready
-	kept      bool      // a replacement of it failed: not recycled again (a rolling restart may try)
-	reason    string    // why it is being replaced or stopped
+	expected  bool          // tender stopped it, so its exit is no crash
+	signaled  bool          // SIGTERM was sent
+	drainedBy time.Time     // when draining, SIGTERM at the latest then
+	replacing bool          // it replaces slot.worker, which serves until this one is ready
+	kept      bool          // a replacement of it failed: not recycled again (a rolling restart may try)
+	reason    string        // why it is being replaced or stopped
+	known     []reaper.Proc // its descendants when it became ready: see leftovers
 }
 
 // NewPool makes a pool; Run starts it. router may be nil when there is no front socket.
@@ -133,7 +139,7 @@ func NewPool(cfg PoolConfig, spawner *Spawner, router Router, log hclog.Logger) 
 	return &Pool{
 		cfg: cfg, spawner: spawner, router: router, log: log,
 		stdout: NewOutput(Stdout), stderr: NewOutput(Stderr),
-		oom: cfg.OOM, devNull: devNull,
+		oom: cfg.OOM, devNull: devNull, ports: newPortPicker(log),
 		events: make(chan func(), 64), done: make(chan struct{}), workers: map[*worker]bool{},
 	}, nil
 }
@@ -261,9 +267,9 @@ func (p *Pool) spawn(s *slot, replacing bool) {
 // startProcess prepares the worker's port, notify socket and output pipes and starts it in
 // the background; its exit comes back as an event.
 func (p *Pool) startProcess(w *worker) error {
-	port, err := freePort()
+	port, err := p.ports.pick()
 	if err != nil {
-		return fmt.Errorf("no free port: %w", err)
+		return err
 	}
 	w.port = port
 	notify, err := newNotifySocket()
@@ -351,8 +357,9 @@ func (p *Pool) onStarted(w *worker, pid int, err error) {
 		p.signalStop(w)
 		return
 	}
+	ours := func() bool { return listensOn(pid, w.port, descendantPids) }
 	go func() {
-		if how := waitReady(w.stop, w.port, w.notify); how != "" {
+		if how := waitReady(w.stop, w.port, w.notify, ours); how != "" {
 			p.post(func() { p.onReady(w, how) })
 		}
 	}()
@@ -376,6 +383,7 @@ func (p *Pool) onReady(w *worker, how string) {
 	}
 	s := w.slot
 	w.state, w.readyAt, p.served = Ready, time.Now(), true
+	s.portRetries = 0
 	w.backend = balancer.NewBackend(s.id, net.JoinHostPort("127.0.0.1", strconv.Itoa(w.port)))
 	w.backend.SetRoutable(true)
 	p.router.Add(w.backend)
@@ -390,6 +398,14 @@ func (p *Pool) onReady(w *worker, how string) {
 	if p.cfg.HealthTimeout > 0 && how == readyPort {
 		go p.watchHealth(w)
 	}
+	if s.crashLoop {
+		p.watchRecovery(w)
+	}
+	go func() {
+		if known, err := reaper.Descendants(w.pid); err == nil && len(known) > 0 {
+			p.post(func() { w.known = known })
+		}
+	}()
 	p.rollOnIfDone(s)
 }
 
@@ -517,119 +533,6 @@ func (p *Pool) signalStop(w *worker) {
 			}
 		})
 	})
-}
-
-// onExit handles a worker's end: expected (tender stopped it) or a crash.
-func (p *Pool) onExit(w *worker, exit reaper.Exit) {
-	if !p.workers[w] {
-		return
-	}
-	delete(p.workers, w)
-	close(w.stop)
-	if w.notify != nil {
-		w.notify.Close()
-	}
-	if w.backend != nil {
-		p.router.Remove(w.backend)
-	}
-	s := w.slot
-	uptime := time.Since(w.started)
-	wasReady := !w.readyAt.IsZero()
-	switch {
-	case s.next == w:
-		s.next = nil
-	case s.worker == w:
-		s.worker = nil
-	}
-	oom := exit.Status.Signaled() && exit.Status.Signal() == unix.SIGKILL && p.oom.Struck()
-
-	if w.expected {
-		p.log.Debug("worker stopped", "id", s.id, "pid", w.pid, "status", exit.String())
-		p.afterExit(s)
-		return
-	}
-	if oom {
-		p.log.Warn("worker killed by the OOM killer", "id", s.id, "pid", w.pid, "uptime", uptime.Round(time.Millisecond))
-	}
-	if !wasReady {
-		p.report(w, exit, uptime)
-	} else if !oom {
-		p.log.Warn("worker exited", "id", s.id, "pid", w.pid, "status", exit.String(), "uptime", uptime.Round(time.Millisecond))
-	}
-	if p.stopping {
-		p.afterExit(s)
-		return
-	}
-	if s.retiring || !restartWanted(p.cfg.Restart, exit.Code()) {
-		p.exitCode = exit.Code()
-		p.afterExit(s)
-		return
-	}
-	if w.startErr != nil && !p.served {
-		// The command cannot be started at all (not found, a user that cannot be set...): no
-		// restart will change that. tender ends with the status a shell would give.
-		p.log.Error("the workers cannot be started; stopping", "id", s.id, "step", w.startErr.Step, "error", w.startErr.Msg)
-		p.stop(w.startErr.Code)
-		return
-	}
-	delay, giveUp := s.backoff.Exited(uptime)
-	if s.worker != nil && (giveUp || w.startErr != nil) {
-		p.keepOld(s, exit)
-		return
-	}
-	if giveUp {
-		p.log.Error("a worker keeps crashing; giving up and stopping", "id", s.id, "quick_crashes", s.backoff.Quick(),
-			"last", exit.String(), "max_restarts", p.cfg.Backoff.MaxRestarts)
-		p.stop(1)
-		return
-	}
-	s.restarts++
-	s.waiting = true
-	replacing := s.worker != nil // a replacement died; the old worker still serves
-	p.log.Info("restarting worker", "id", s.id, "after", delay, "restarts", s.restarts)
-	time.AfterFunc(delay, func() {
-		p.post(func() {
-			s.waiting = false
-			if !p.stopping && !s.retiring && s.next == nil && (replacing == (s.worker != nil)) {
-				p.spawn(s, replacing)
-			}
-		})
-	})
-}
-
-// keepOld gives up replacing the worker of s, which still serves: its replacements crash (a
-// rolling restart or a recycle onto a broken build). The old worker is kept, and not recycled
-// again; the rolling restart, if any, stops here, as the next slots would fail the same way.
-// A crash budget spent by replacements ends no service.
-func (p *Pool) keepOld(s *slot, exit reaper.Exit) {
-	p.log.Error("the replacement of a worker cannot start; keeping the old one", "id", s.id, "pid", s.worker.pid,
-		"quick_crashes", s.backoff.Quick(), "last", exit.String())
-	s.worker.kept = true
-	s.backoff = p.cfg.Backoff
-	if p.rollingSlot == s || len(p.rolling) > 0 {
-		p.log.Error("rolling restart abandoned", "left", len(p.rolling))
-		p.rolling, p.rollingSlot = nil, nil
-	}
-}
-
-// report logs why a worker failed to start, with its last lines, and keeps it for status.
-func (p *Pool) report(w *worker, exit reaper.Exit, lifetime time.Duration) {
-	r := &SpawnReport{Pid: w.pid, Exit: exit.String(), LifetimeSeconds: lifetime.Seconds(), At: time.Now(), Output: w.tail.Lines()}
-	if w.reason != "" {
-		r.Exit = w.reason + " (" + exit.String() + ")"
-	}
-	if w.startErr != nil {
-		r.Step, r.Exit = w.startErr.Step, w.startErr.Msg+" ("+exit.String()+")"
-	}
-	w.slot.report = r
-	args := []any{"id", w.slot.id, "pid", w.pid, "exit", r.Exit, "lifetime", lifetime.Round(time.Millisecond)}
-	if r.Step != "" {
-		args = append(args, "step", r.Step)
-	}
-	if len(r.Output) > 0 {
-		args = append(args, "output", r.Output)
-	}
-	p.log.Error("worker failed to start", args...)
 }
 
 // afterExit drops a retired slot that has no worker left, and moves a rolling restart on.
@@ -813,7 +716,7 @@ func (p *Pool) snapshot() Status {
 			}
 			rows++
 			row := WorkerStatus{ID: s.id, Pid: w.pid, State: string(w.state), Restarts: s.restarts,
-				UptimeSeconds: time.Since(w.started).Seconds(), LastFailure: s.report}
+				UptimeSeconds: time.Since(w.started).Seconds(), CrashLoop: s.crashLoop, LastFailure: s.report}
 			if w.backend != nil {
 				row.Sessions, row.Processed = w.backend.Sessions(), w.backend.Processed()
 			}
@@ -821,10 +724,14 @@ func (p *Pool) snapshot() Status {
 		}
 		if rows == 0 {
 			state := "exited"
-			if s.waiting {
+			switch {
+			case s.waiting && s.crashLoop:
+				state = crashLoopState
+			case s.waiting:
 				state = backoffState
 			}
-			st.Workers = append(st.Workers, WorkerStatus{ID: s.id, State: state, Restarts: s.restarts, LastFailure: s.report})
+			st.Workers = append(st.Workers, WorkerStatus{ID: s.id, State: state, Restarts: s.restarts,
+				CrashLoop: s.crashLoop, LastFailure: s.report})
 		}
 	}
 	// Workers that left their slot's service (draining, stopping) are still processes.

@@ -1,27 +1,14 @@
 package apps
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net"
-	"os"
 	"strconv"
-	"strings"
 	"time"
 )
-
-// freePort asks the kernel for a free loopback port for a worker's $PORT.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
 
 // notifySocket is a worker's NOTIFY_SOCKET: an abstract unix datagram socket on which the
 // worker may say READY=1, as with systemd's sd_notify. Abstract, so that it needs no writable
@@ -51,9 +38,9 @@ const (
 	readyNotify = "notify"
 )
 
-// waitReady waits until the worker accepts a connection on port or sends READY=1, and
-// returns how; it returns "" when stop is closed first.
-func waitReady(stop <-chan struct{}, port int, notify *notifySocket) string {
+// waitReady waits until the worker accepts a connection on port (a listener that ours says is
+// the worker's) or sends READY=1, and returns how; it returns "" when stop is closed first.
+func waitReady(stop <-chan struct{}, port int, notify *notifySocket, ours func() bool) string {
 	found := make(chan string, 2)
 	if notify != nil {
 		go func() {
@@ -80,8 +67,10 @@ func waitReady(stop <-chan struct{}, port int, notify *notifySocket) string {
 		for delay := time.Millisecond; ; delay = min(delay*11/10, 100*time.Millisecond) {
 			if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
 				c.Close()
-				found <- readyPort
-				return
+				if ours() {
+					found <- readyPort
+					return
+				}
 			}
 			select {
 			case <-stop:
@@ -139,39 +128,18 @@ func probeHealth(port int, http bool, timeout time.Duration) error {
 	}
 }
 
-// acceptQueue is the number of connections waiting to be accepted on the loopback listener
-// of port, from /proc/net/tcp and tcp6 (for a listening socket rx_queue is that number).
+// acceptQueue is the number of connections waiting to be accepted on the listeners of port.
 func acceptQueue(port int) (int, error) {
-	var found bool
-	total := 0
-	for _, file := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
-		f, err := os.Open(file)
-		if err != nil {
-			continue
-		}
-		sc := bufio.NewScanner(f)
-		for sc.Scan() {
-			fields := strings.Fields(sc.Text())
-			// sl local_address rem_address st tx_queue:rx_queue ...
-			if len(fields) < 5 || fields[3] != "0A" {
-				continue
-			}
-			_, portHex, ok := strings.Cut(fields[1], ":")
-			p, err := strconv.ParseUint(portHex, 16, 16)
-			if !ok || err != nil || int(p) != port {
-				continue
-			}
-			_, rx, _ := strings.Cut(fields[4], ":")
-			n, err := strconv.ParseUint(rx, 16, 32)
-			if err == nil {
-				total += int(n)
-				found = true
-			}
-		}
-		f.Close()
+	rows, err := tcpListeners(port)
+	if err != nil {
+		return 0, err
 	}
-	if !found {
+	if len(rows) == 0 {
 		return 0, errors.New("no listener")
+	}
+	total := 0
+	for _, r := range rows {
+		total += r.queued
 	}
 	return total, nil
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -61,6 +62,9 @@ type WorkerStatus struct {
 	Restarts      int     `json:"restarts"`
 	RSSBytes      uint64  `json:"rss_bytes"` // of the worker's process tree: see TreeMemory
 	OOMScoreAdj   int     `json:"oom_score_adj"`
+	// CrashLoop says that the worker's slot has crashed quickly more than TENDER_MAX_RESTARTS
+	// times in a row, and retries while the others serve.
+	CrashLoop bool `json:"crash_loop,omitempty"`
 	// LastFailure is the spawn report of the worker's last failed start, if any.
 	LastFailure *SpawnReport `json:"last_failure,omitempty"`
 }
@@ -123,6 +127,9 @@ func (s *Status) WriteTable(w io.Writer) {
 	}
 	tw.Flush()
 	fmt.Fprintf(w, "queue: %d   tender: pid %d, oom_score_adj %d\n", s.Queue, s.Tender.Pid, s.Tender.OOMScoreAdj)
+	if ids := s.CrashLoops(); len(ids) > 0 {
+		fmt.Fprintf(w, "in a crash loop, retrying while the others serve: worker %s\n", strings.Join(ids, ", "))
+	}
 	for _, r := range s.Workers {
 		if f := r.LastFailure; f != nil {
 			fmt.Fprintf(w, "\nlast failed start of worker %d (pid %d, %s ago): %s after %.1fs", r.ID, f.Pid,
@@ -136,6 +143,17 @@ func (s *Status) WriteTable(w io.Writer) {
 			}
 		}
 	}
+}
+
+// CrashLoops are the ids of the workers in a crash loop, once each.
+func (s *Status) CrashLoops() []string {
+	var ids []string
+	for _, r := range s.Workers {
+		if id := strconv.Itoa(r.ID); r.CrashLoop && !slices.Contains(ids, id) {
+			ids = append(ids, id)
+		}
+	}
+	return ids
 }
 
 func mib(b uint64) string { return fmt.Sprintf("%.1fMiB", float64(b)/(1<<20)) }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
@@ -68,12 +69,8 @@ func (a *Admin) answer(c net.Conn) {
 	}
 	switch path {
 	case "/healthz":
-		code := 200
-		ok, why := a.src.Status().Health()
-		if !ok {
-			code = 503
-		}
-		reply(c, code, "text/plain", []byte(why+"\n"), head)
+		code, body := healthz(a.src.Status())
+		reply(c, code, "text/plain", []byte(body), head)
 	case "/status":
 		b, _ := json.MarshalIndent(a.src.Status(), "", "  ")
 		reply(c, 200, "application/json", append(b, '\n'), head)
@@ -86,6 +83,20 @@ func (a *Admin) answer(c net.Conn) {
 	default:
 		reply(c, 404, "text/plain", []byte("not found: try /healthz, /metrics or /status\n"), head)
 	}
+}
+
+// healthz is 200 while any worker is ready, 503 otherwise; its body names the workers in a
+// crash loop, which do not make it fail while another serves.
+func healthz(st apps.Status) (code int, body string) {
+	ok, why := st.Health()
+	code, body = 200, why+"\n"
+	if !ok {
+		code = 503
+	}
+	if ids := st.CrashLoops(); len(ids) > 0 {
+		body += "in a crash loop: worker " + strings.Join(ids, ", ") + "\n"
+	}
+	return code, body
 }
 
 // readRequestLine reads a request head and returns its method and path (without the query).

@@ -70,7 +70,7 @@ func Listen(path string, h Handler, log hclog.Logger) (*Server, error) {
 	if path == "" {
 		paths = Candidates()
 	}
-	var errs []error
+	var errs placesTried
 	for _, p := range paths {
 		ln, err := listenAt(p)
 		if err == nil {
@@ -78,8 +78,22 @@ func Listen(path string, h Handler, log hclog.Logger) (*Server, error) {
 		}
 		errs = append(errs, fmt.Errorf("%s: %w", p, err))
 	}
-	return nil, errors.Join(errs...)
+	return nil, errs
 }
+
+// placesTried is why the socket could be made at none of the places tried. It reads as one
+// line, where errors.Join's line per error spread tender's warning over five lines of log.
+type placesTried []error
+
+func (e placesTried) Error() string {
+	s := make([]string, len(e))
+	for i, err := range e {
+		s[i] = err.Error()
+	}
+	return strings.Join(s, "; ")
+}
+
+func (e placesTried) Unwrap() []error { return e }
 
 func listenAt(path string) (*net.UnixListener, error) {
 	dir := filepath.Dir(path)

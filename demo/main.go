@@ -71,15 +71,22 @@ func main() {
 	srv := &http.Server{Addr: ":" + port, Handler: counted, ReadHeaderTimeout: 10 * time.Second}
 	stop := make(chan os.Signal, 1)
 	signal.Notify(stop, syscall.SIGTERM, syscall.SIGINT)
+	drained := make(chan struct{})
 	go func() {
+		defer close(drained)
 		<-stop
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		srv.Shutdown(ctx)
+		if err := srv.Shutdown(ctx); err != nil {
+			fmt.Fprintln(os.Stderr, "demo: requests still in flight after 5s:", err)
+		}
 	}()
 	fmt.Fprintf(os.Stderr, "demo: worker %q listening on :%s\n", id, port)
-	if err := srv.ListenAndServe(); err != nil && err != http.ErrServerClosed {
+	if err := srv.ListenAndServe(); err != http.ErrServerClosed {
 		fmt.Fprintln(os.Stderr, "demo:", err)
 		os.Exit(1)
 	}
+	// ListenAndServe returns as soon as Shutdown closes the listener, before the requests in
+	// flight are done: returning from main then would cut them off (under tini, on docker stop).
+	<-drained
 }

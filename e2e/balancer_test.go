@@ -356,8 +356,9 @@ func TestLargeUploadIsStreamed(t *testing.T) {
 	}
 	base := rss()
 	peak := base
-	done := make(chan struct{})
+	done, sampled := make(chan struct{}), make(chan struct{})
 	go func() {
+		defer close(sampled)
 		for {
 			select {
 			case <-done:
@@ -373,6 +374,7 @@ func TestLargeUploadIsStreamed(t *testing.T) {
 	req.ContentLength = size
 	resp, err := http.DefaultClient.Do(req)
 	close(done)
+	<-sampled // peak is the sampler's until it is done
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,6 +3,7 @@ package e2e
 import (
 	"encoding/json"
 	"net/http"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -238,5 +239,83 @@ func TestContainerWorkersAuto(t *testing.T) {
 	}
 	if n := strings.Count(r.Stderr.String(), "worker ready"); n != 1 {
 		t.Errorf("%d workers ready, want 1", n)
+	}
+}
+
+// A malformed uid or gid in the container's /etc/passwd or /etc/group stops tender before
+// anything starts, with status 2 and the line named: `neg:x:-1:-1` used to run the app as root
+// with every capability (the parse error was dropped, and the id read as 0).
+func TestContainerMalformedAppUserIsRefused(t *testing.T) {
+	for _, tc := range []struct{ user, want string }{
+		{"neg", `/etc/passwd line 3: uid "-1" is not a number from 0 to 4294967294`},
+		{"app:neg", `/etc/group line 4: gid "-1" is not a number from 0 to 4294967294`},
+		{"app:huge", `/etc/group line 5: gid "4294967295" is not a number from 0 to 4294967294`},
+	} {
+		t.Run(tc.user, func(t *testing.T) {
+			t.Parallel()
+			b := newBundle(t, dockerDefaultCaps, []string{"TENDER_APP_USER=" + tc.user}, "--", "/testapp", "info", "/out/info", "exit")
+			appendFile(t, filepath.Join(b.Dir, "rootfs/etc/passwd"), "neg:x:-1:-1:neg:/:/bin/sh\n")
+			appendFile(t, filepath.Join(b.Dir, "rootfs/etc/group"), "neg:x:-1:\nhuge:x:4294967295:\n")
+			r := b.run(t)
+			if code := r.Wait(20 * time.Second); code != 2 {
+				t.Errorf("exit status %d, want 2", code)
+			}
+			if !strings.Contains(r.Stderr.String(), tc.want) {
+				t.Errorf("the error does not name the line: want %q in\n%s", tc.want, r.Stderr)
+			}
+			if _, err := os.Stat(filepath.Join(b.Out, "info")); err == nil {
+				t.Errorf("the app ran: %s", readInfo(t, filepath.Join(b.Out, "info")).Status["Uid"])
+			}
+		})
+	}
+}
+
+func appendFile(t *testing.T, path, text string) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	must(t, err)
+	_, err = f.WriteString(text)
+	must(t, err)
+	must(t, f.Close())
+}
+
+// Quiet by default: in a container as Docker makes it by default (its capabilities, no
+// CAP_SYS_RESOURCE) and read-only (no /run, no /tmp to write in), tender says that OOM
+// protection is unavailable in one short line, which points to tender probe for the rest, and
+// that it has no control socket in one line. They used to be a 420-character line and a
+// warning spread over five lines.
+func TestContainerQuietByDefault(t *testing.T) {
+	t.Parallel()
+	b := newBundle(t, dockerDefaultCaps, nil, "--", "/testapp", "sleep", "1")
+	b.Spec.Mounts = slices.DeleteFunc(b.Spec.Mounts, func(m specs.Mount) bool { return m.Destination == "/tmp" })
+	r := b.run(t)
+	if code := r.Wait(20 * time.Second); code != 0 {
+		t.Errorf("exit status %d, want 0", code)
+	}
+	lines := strings.Split(strings.TrimSuffix(r.Stderr.String(), "\n"), "\n")
+	for _, line := range lines {
+		if !regexpMatch(`^\d{4}-\d\d-\d\dT\S+ \[(INFO|WARN)\] `, line) {
+			t.Errorf("a line that is not a log line of its own: %q", line)
+		}
+	}
+	var oom, control string
+	for _, line := range lines {
+		if strings.Contains(line, "OOM protection") {
+			oom = line
+		}
+		if strings.Contains(line, "control socket") {
+			control = line
+		}
+	}
+	if len(oom) > 160 || !strings.Contains(oom, "asked=-1000 got=0") || !strings.Contains(oom, "tender probe") {
+		t.Errorf("want one short OOM line (at most 160 characters) with asked=-1000 got=0 and a pointer to tender probe, got %d: %q", len(oom), oom)
+	}
+	for _, want := range []string{"/run/tender/control.sock", "/tmp/tender-0/control.sock", "read-only file system"} {
+		if !strings.Contains(control, want) {
+			t.Errorf("the control socket's line does not say %q: %q", want, control)
+		}
+	}
+	if len(lines) > 2 {
+		t.Errorf("%d lines, want the two above only:\n%s", len(lines), r.Stderr)
 	}
 }

@@ -3,6 +3,8 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -254,8 +256,9 @@ func httpGet(t *testing.T, url string) string {
 	return b.String()
 }
 
-// A worker that exits at once, forever: the restarts come further and further apart, and
-// after the budget tender stops with a non-zero status, leaving a spawn report.
+// Workers that exit at once, forever: the restarts come further and further apart, and once
+// every slot has spent its budget (none can serve) tender stops with a non-zero status, leaving
+// a spawn report.
 func TestPoolCrashLoopBacksOffAndGivesUp(t *testing.T) {
 	t.Parallel()
 	rec := filepath.Join(t.TempDir(), "starts")
@@ -265,7 +268,8 @@ func TestPoolCrashLoopBacksOffAndGivesUp(t *testing.T) {
 	if code == 0 {
 		t.Fatalf("tender exited 0 after the workers crashed in a loop")
 	}
-	// The slot that reaches the budget first stops the pool.
+	// Both slots reach the budget together: the first waits in its crash loop (a second at
+	// least) and the second, as it reaches the budget, stops the pool.
 	starts := map[int][]time.Time{}
 	for _, r := range readRecords(t, rec) {
 		starts[r.id] = append(starts[r.id], r.at)
@@ -291,10 +295,252 @@ func TestPoolCrashLoopBacksOffAndGivesUp(t *testing.T) {
 		}
 	}
 	stderr := p.Stderr.String()
-	for _, want := range []string{"worker failed to start", "about to fail", "keeps crashing; giving up"} {
+	for _, want := range []string{"worker failed to start", "about to fail", "every worker is in a crash loop: none can serve; stopping"} {
 		if !strings.Contains(stderr, want) {
 			t.Errorf("the log does not say %q:\n%s", want, stderr)
 		}
+	}
+}
+
+// One worker that keeps crashing does not end a pool whose other workers serve: past
+// TENDER_MAX_RESTARTS its slot is in a crash loop and retries, a second or more apart, while
+// the others take every request; status, /healthz and the log (once) say so, and SIGTERM still
+// ends tender with 0. With four workers, one of them OOM-killed again and again, tender used to
+// exit 1 after 65 s.
+func TestPoolOneWorkerInACrashLoopKeepsThePoolServing(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	rec, failing := filepath.Join(dir, "starts"), filepath.Join(dir, "failing")
+	must(t, os.WriteFile(failing, nil, 0o644))
+	front, admin := "127.0.0.1:"+freePort(t), "127.0.0.1:"+freePort(t)
+	env := []string{"TENDER_WORKERS=3", "TENDER_LISTEN=" + front, "TENDER_ADMIN=" + admin, "TENDER_MIN_UPTIME=1s",
+		"TENDER_MAX_RESTARTS=2", "TENDER_RESTART_DELAY=10ms", "TENDER_RESTART_DELAY_MAX=50ms"}
+	// While the file is there, worker 1 gets ready, serves, and exits 300 ms into every life.
+	script := `if [ "$TENDER_WORKER_ID" = 1 ] && [ -e "$2" ]; then exec "$0" serve -record "$1" -exit-after 300ms; fi
+exec "$0" serve -record "$1"`
+	p := startPool(t, env, "--", "/bin/sh", "-c", script, bin.testapp, rec, failing)
+	eventually(t, 20*time.Second, "worker 1 in a crash loop", func() bool {
+		if p.Exited() {
+			t.Fatalf("tender exited (status %d) while two workers served", p.Wait(time.Second))
+		}
+		return strings.Contains(p.Stderr.String(), "worker is in a crash loop")
+	})
+	startsOf1 := func() []time.Time {
+		var at []time.Time
+		for _, r := range readRecords(t, rec) {
+			if r.id == 1 {
+				at = append(at, r.at)
+			}
+		}
+		return at
+	}
+	// The first start, 2 restarts within the budget, then retries of the crash loop.
+	eventually(t, 20*time.Second, "two retries in the crash loop", func() bool { return len(startsOf1()) >= 5 })
+	if p.Exited() {
+		t.Fatalf("tender exited (status %d) while two workers served", p.Wait(time.Second))
+	}
+	starts := startsOf1()
+	for i := 3; i < len(starts); i++ {
+		if gap := starts[i].Sub(starts[i-1]); gap < time.Second {
+			t.Errorf("retry %d in the crash loop came %v after the one before, want a second or more", i-2, gap)
+		}
+	}
+	st, err := p.Status()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range st.Workers {
+		switch {
+		case w.ID == 1 && !w.CrashLoop:
+			t.Errorf("status does not show worker 1 in its crash loop: %+v", w)
+		case w.ID != 1 && (w.State != "ready" || w.Restarts != 0 || w.CrashLoop):
+			t.Errorf("worker %d was touched: %+v", w.ID, w)
+		}
+	}
+	if out, _ := p.tenderCLI("status"); !strings.Contains(out, "in a crash loop, retrying while the others serve: worker 1") {
+		t.Errorf("tender status does not say so:\n%s", out)
+	}
+	code, body := adminGet(t, admin, "/healthz")
+	if code != 200 || !strings.Contains(body, "in a crash loop: worker 1") {
+		t.Errorf("/healthz: %d %q, want 200 naming worker 1's crash loop", code, body)
+	}
+	for i := 0; i < 20; i++ {
+		if body := httpGet(t, "http://"+front+"/"); body == "" {
+			t.Fatalf("request %d got no answer", i)
+		}
+	}
+	if n := strings.Count(p.Stderr.String(), "crash loop"); n != 1 {
+		t.Errorf("the log says %d times that worker 1 is in a crash loop, want once:\n%s", n, p.Stderr)
+	}
+
+	// Mended, worker 1 is out of its crash loop once it has lived TENDER_MIN_UPTIME.
+	must(t, os.Remove(failing))
+	eventually(t, 20*time.Second, "worker 1 out of its crash loop", func() bool {
+		return strings.Contains(p.Stderr.String(), "worker is out of its crash loop: id=1")
+	})
+	st = p.waitFor("3 ready, none in a crash loop", 5*time.Second, nReady(3))
+	if ids := st.CrashLoops(); len(ids) > 0 {
+		t.Errorf("status still shows a crash loop: %+v", st.Workers)
+	}
+	p.Signal(syscall.SIGTERM)
+	if code := p.Wait(15 * time.Second); code != 0 {
+		t.Errorf("exit status %d after SIGTERM, want 0", code)
+	}
+}
+
+// adminGet gets path from the admin endpoint, and returns the status and the body.
+func adminGet(t *testing.T, admin, path string) (int, string) {
+	t.Helper()
+	resp, err := http.Get("http://" + admin + path)
+	if err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// A crashed worker's children are ended before its slot starts a new worker, each found its
+// own way: one that left the process group (setsid) and the environment before the worker was
+// ready (found in /proc then), two forked after, one that left the group but kept the
+// environment (found by the worker's NOTIFY_SOCKET in it), one that stayed in the group without
+// it (found by its group); and one that ignores SIGTERM (SIGKILL after TENDER_KILL_GRACE). Each new worker of slot 0
+// notes, from /proc, the state of the children of the one before it. They used to live on until
+// tender's own exit.
+func TestPoolEndsACrashedWorkersChildrenBeforeTheRestart(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	script := `[ "$TENDER_WORKER_ID" = 0 ] || exec "$0" serve
+n=$(( $(cat "$1/n" 2>/dev/null || echo 0) + 1 )); echo $n > "$1/n"
+for pid in $(cat "$1/children" 2>/dev/null); do
+	echo "$n $pid $(sed 's/.*) //' /proc/$pid/stat 2>/dev/null | cut -d' ' -f1)" >> "$1/seen"
+done
+sleep 1000 & c1=$!
+env -i setsid sleep 1001 & c2=$!
+setsid sh -c 'trap "" TERM; exec sleep 1002' & c3=$!
+echo $c1 $c2 $c3 > "$1/children"
+(sleep 0.3; setsid sleep 1003 & echo $! >> "$1/children"; env -i sleep 1004 & echo $! >> "$1/children") &
+exec "$0" serve -exit-after 700ms`
+	env := []string{"TENDER_WORKERS=2", "TENDER_MAX_RESTARTS=0", "TENDER_RESTART_DELAY=10ms", "TENDER_KILL_GRACE=300ms"}
+	p := startPool(t, env, "--", "/bin/sh", "-c", script, bin.testapp, dir)
+	// The third worker has seen what the first and the second left: 5 children each.
+	eventually(t, 20*time.Second, "a third start of worker 0", func() bool {
+		b, _ := os.ReadFile(filepath.Join(dir, "seen"))
+		return strings.Count(string(b), "\n") >= 10
+	})
+	b, _ := os.ReadFile(filepath.Join(dir, "seen"))
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n")[:10] {
+		// n pid state: the state is empty once the process is gone, Z while it waits for
+		// tender's reaper.
+		if f := strings.Fields(line); len(f) > 2 && f[2] != "Z" {
+			t.Errorf("start %s: child %s of the worker before is still there, state %s", f[0], f[1], f[2])
+		}
+	}
+	if !strings.Contains(p.Stderr.String(), "ending what a worker left behind: id=0") ||
+		!strings.Contains(p.Stderr.String(), "did not end on SIGTERM; sending SIGKILL") {
+		t.Errorf("the log does not say what it ended:\n%s", p.Stderr)
+	}
+	p.Signal(syscall.SIGTERM)
+	if code := p.Wait(15 * time.Second); code != 0 {
+		t.Errorf("exit status %d after SIGTERM, want 0", code)
+	}
+}
+
+// Worker ports lie outside the kernel's ephemeral range, which outgoing connections and binds
+// to port 0 take ports from: a port bound to 0, closed and handed on (as it was) could be taken
+// again before the worker bound it, once in about a hundred pool starts.
+func TestPoolPortsAreOutsideTheEphemeralRange(t *testing.T) {
+	t.Parallel()
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	must(t, err)
+	var lo, hi int
+	if _, err := fmt.Sscan(string(b), &lo, &hi); err != nil {
+		t.Fatalf("ip_local_port_range %q: %v", b, err)
+	}
+	p := startPool(t, []string{"TENDER_WORKERS=4"}, "--", bin.testapp, "serve")
+	st := p.waitFor("4 ready", 10*time.Second, nReady(4))
+	for _, w := range st.Workers {
+		if port, _ := strconv.Atoi(portOf(t, p, w)); port < 1024 || port >= lo && port <= hi {
+			t.Errorf("worker %d has port %d, want one from 1024 up outside the ephemeral range %d-%d", w.ID, port, lo, hi)
+		}
+	}
+	p.Signal(syscall.SIGTERM)
+	if code := p.Wait(15 * time.Second); code != 0 {
+		t.Errorf("exit status %d after SIGTERM, want 0", code)
+	}
+}
+
+// Where the ephemeral range leaves no port outside it (a tuning common in Kubernetes), the
+// workers get ports from the kernel as before, and tender says so once.
+func TestPoolPortsWhenTheEphemeralRangeCoversThemAll(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	ctl := filepath.Join(dir, "control.sock")
+	// A network namespace of its own, whose range tender reads.
+	setup := `exec unshare --net bash -c 'ip link set lo up && echo "1024 65535" > /proc/sys/net/ipv4/ip_local_port_range && exec "$@"' bash "$@"`
+	r := startTenderFrom(t, setup, AsPID1, []string{"TENDER_CONTROL=" + ctl, "TENDER_WORKERS=3"}, "--", bin.testapp, "serve")
+	p := &Pool{Run: r, Control: ctl, Dir: dir}
+	p.waitFor("3 ready", 10*time.Second, nReady(3))
+	if n := strings.Count(p.Stderr.String(), "worker ports come from the kernel's ephemeral port range"); n != 1 ||
+		!strings.Contains(p.Stderr.String(), `range=1024-65535 why="it leaves no port from 1024 up outside it"`) {
+		t.Errorf("tender said %d times that the workers' ports come from the ephemeral range, want once, with the range:\n%s", n, p.Stderr)
+	}
+	p.Signal(syscall.SIGTERM)
+	if code := p.Wait(15 * time.Second); code != 0 {
+		t.Errorf("exit status %d after SIGTERM, want 0", code)
+	}
+}
+
+// A worker whose port another program binds first is started again on another port, and that
+// is not counted as a crash: here the test takes worker 0's port twice, while the worker waits
+// a second before it binds, with TENDER_MAX_RESTARTS=1. The listener on the port must be the
+// worker's for it to be ready: the test's accepts connections too.
+func TestPoolWorkerWhosePortIsTakenStartsOnAnother(t *testing.T) {
+	t.Parallel()
+	env := []string{"TENDER_WORKERS=2", "TENDER_MAX_RESTARTS=1", "TENDER_RESTART_DELAY=10ms", "TENDER_RESTART_DELAY_MAX=20ms"}
+	script := `[ "$TENDER_WORKER_ID" = 0 ] && exec "$0" serve -delay 1s; exec "$0" serve`
+	p := startPool(t, env, "--", "/bin/sh", "-c", script, bin.testapp)
+	tender := p.TenderPid()
+	taken := map[string]bool{}
+	seen := map[int]bool{}
+	for len(taken) < 2 {
+		var w Proc
+		eventually(t, 10*time.Second, "a new worker 0", func() bool {
+			if p.Exited() {
+				t.Fatalf("tender exited with %d", p.Wait(time.Second))
+			}
+			for _, d := range descendants(tender) {
+				if strings.Contains(d.Cmdline, "serve -delay") && !seen[d.Pid] {
+					w = d
+					return true
+				}
+			}
+			return false
+		})
+		seen[w.Pid] = true
+		env, _ := os.ReadFile(fmt.Sprintf("/proc/%d/environ", w.Pid))
+		for _, kv := range strings.Split(string(env), "\x00") {
+			if port, ok := strings.CutPrefix(kv, "PORT="); ok {
+				l, err := net.Listen("tcp", "127.0.0.1:"+port)
+				if err != nil {
+					t.Fatalf("taking worker 0's port %s before it does: %v", port, err)
+				}
+				defer l.Close()
+				taken[port] = true
+			}
+		}
+	}
+	st := p.waitFor("worker 0 ready on a third port", 15*time.Second, nReady(2))
+	if port := portOf(t, p, st.Workers[0]); taken[port] {
+		t.Errorf("worker 0 is ready on port %s, which the test holds", port)
+	}
+	log := p.Stderr.String()
+	if n := strings.Count(log, "port was taken by another program"); n != 2 || strings.Contains(log, "crash loop") {
+		t.Errorf("want the taken port said twice, and no crash loop:\n%s", log)
+	}
+	p.Signal(syscall.SIGTERM)
+	if code := p.Wait(15 * time.Second); code != 0 {
+		t.Errorf("exit status %d after SIGTERM, want 0", code)
 	}
 }
 
@@ -355,7 +601,12 @@ func TestPoolRecyclesAWorkerPastTheMemoryLimit(t *testing.T) {
 	st := p.waitFor("2 ready", 10*time.Second, nReady(2))
 	old := st.Workers[0]
 	port := portOf(t, p, old)
-	httpGet(t, "http://127.0.0.1:"+port+"/grow?mb=80")
+	// The answer may be cut off: the RSS can pass the limit while the worker still fills its
+	// 80 MiB, and a request sent to the worker's own port, not through a front socket, is no
+	// session that its drain waits for.
+	if resp, err := (&http.Client{Timeout: 10 * time.Second}).Get("http://127.0.0.1:" + port + "/grow?mb=80"); err == nil {
+		resp.Body.Close()
+	}
 	// New before old: a moment with the new worker ready while the old one still lives.
 	sawBoth := false
 	st = p.waitFor("worker 0 replaced", 15*time.Second, func(st apps.Status) bool {

@@ -115,8 +115,9 @@ func newPool(cfg *config.Config, spawner *apps.Spawner, env []string, router app
 	}, spawner, router, log)
 }
 
-// protectFromOOM asks for tender's own oom_score_adj and says in one line what it asked,
-// what it got, why, and what the user can do about it. It is never fatal.
+// protectFromOOM asks for tender's own oom_score_adj and says in one short line what it asked
+// and what it got; where the kernel refused, the line points to `tender probe`, which tells
+// why and what to change (the same story, at debug level here). It is never fatal.
 func protectFromOOM(cfg *config.Config, orig int, origErr error, appScore *int, log hclog.Logger) {
 	if cfg.OOMScoreAdj == nil {
 		log.Debug("leaving tender's oom_score_adj alone (TENDER_OOM_SCORE_ADJ=off)")
@@ -131,23 +132,26 @@ func protectFromOOM(cfg *config.Config, orig int, origErr error, appScore *int, 
 	if appScore != nil {
 		apps = *appScore
 	}
-	args := []any{"asked", res.Asked, "got", res.Got, "original", res.Original, "apps", apps}
+	args := []any{"asked", res.Asked, "got", res.Got}
+	if apps != res.Got {
+		args = append(args, "apps", apps)
+	}
 	switch {
 	case res.Err == nil:
 		log.Info("OOM protection: tender has the oom_score_adj it asked for", args...)
+		return
 	case res.Refused() && res.Got >= res.Original && apps <= res.Got:
 		// Nothing gained: the container's minimum is the score tender started with, and the
-		// apps are no likelier victims than tender.
-		log.Info("OOM protection is unavailable: tender keeps its original oom_score_adj", append(args,
-			"why", "the kernel refuses lower scores without CAP_SYS_RESOURCE",
-			"remedy", capabilities.OOMAdvice(res.Got, apps))...)
+		// apps are no likelier victims than tender. Docker's default container, every start.
+		log.Info("OOM protection is unavailable without CAP_SYS_RESOURCE (see tender probe)", args...)
 	case res.Refused():
-		log.Info("OOM protection is partial", append(args,
-			"why", "the kernel refuses lower scores without CAP_SYS_RESOURCE",
-			"remedy", capabilities.OOMAdvice(res.Got, apps))...)
+		log.Info("OOM protection is partial without CAP_SYS_RESOURCE (see tender probe)", args...)
 	default:
 		log.Warn("OOM protection failed: tender keeps its original oom_score_adj", append(args, "error", res.Err)...)
+		return
 	}
+	log.Debug("OOM protection", "original", res.Original, "apps", apps,
+		"why", "the kernel refuses lower scores without CAP_SYS_RESOURCE", "remedy", capabilities.OOMAdvice(res.Got, apps))
 }
 
 // restartPolicy is TENDER_RESTART, or by default: never for a single child (tini's

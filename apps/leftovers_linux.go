@@ -1,0 +1,164 @@
+package apps
+
+import (
+	"bytes"
+	"os"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"golang.org/x/sys/unix"
+
+	"github.com/tenderinit/tender/reaper"
+)
+
+// leftovers are the processes a worker may leave behind when it ends, as supervisord's
+// killasgroup ends them (`npm start` leaves node running when npm dies). Once the worker has
+// exited its children are tender's (PID 1 or subreaper), no longer its descendants in /proc, so
+// they are found by what they kept of it:
+//   - its process group, which the worker leads (its pid, unless that pid is in use again:
+//     then the group is empty, as the kernel reuses no pid while a group holds it);
+//   - its NOTIFY_SOCKET in their environment, a name of its own, which its descendants inherit
+//     even when they leave the group (setsid), as Jenkins finds a build's processes by a
+//     variable of its own; reading another user's environment needs CAP_SYS_PTRACE, so this is
+//     best effort;
+//   - the descendants found in /proc while it lived (once it was ready).
+//
+// Each is signalled through reaper.Proc, which checks its start time, so that a pid reused
+// since the scan is never hit.
+type leftovers struct {
+	pgid   int
+	marker []byte // "\x00NOTIFY_SOCKET=<name>\x00", as in /proc/<pid>/environ
+	known  []reaper.Proc
+}
+
+func newLeftovers(pid int, notifyName string, known []reaper.Proc) leftovers {
+	return leftovers{pgid: pid, marker: []byte("\x00NOTIFY_SOCKET=" + notifyName + "\x00"), known: known}
+}
+
+// endLeftovers ends what w left behind in the background, for the pool's goroutine never
+// waits, and returns a channel closed once that is done: the restart of w's slot waits for it.
+func (p *Pool) endLeftovers(w *worker) <-chan struct{} {
+	done := make(chan struct{})
+	if w.pid == 0 || w.notify == nil { // it never started
+		close(done)
+		return done
+	}
+	l := newLeftovers(w.pid, w.notify.name, w.known)
+	level, id, grace := crashLevel(w.slot, hclog.Info), w.slot.id, p.cfg.KillGrace
+	go func() {
+		defer close(done)
+		l.end(grace, p.log, level, id)
+	}()
+	return done
+}
+
+// find lists the leftovers alive now (zombies are dead already: the reaper collects them).
+func (l leftovers) find() []reaper.Proc {
+	procs, err := reaper.Descendants(os.Getpid())
+	if err != nil {
+		return nil
+	}
+	groupGone := !procExists(l.pgid)
+	var found []reaper.Proc
+	buf := make([]byte, 512)
+	for _, p := range procs {
+		state, pgid, ok := readStatGroup(p.Pid, buf)
+		if !ok || state == 'Z' {
+			continue
+		}
+		if (groupGone && pgid == l.pgid) || slices.Contains(l.known, p) || l.inEnviron(p.Pid) {
+			found = append(found, p)
+		}
+	}
+	return found
+}
+
+// inEnviron reports whether pid's environment holds the worker's NOTIFY_SOCKET.
+func (l leftovers) inEnviron(pid int) bool {
+	env, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/environ")
+	return err == nil && bytes.Contains(append([]byte{0}, env...), l.marker)
+}
+
+// How often end looks again for leftovers, and how long it waits for them after SIGKILL (one
+// stuck in the kernel may never die), as reaper.EndAll does at tender's exit.
+const (
+	leftoverRescan   = 20 * time.Millisecond
+	leftoverKillWait = 5 * time.Second
+)
+
+// end sends SIGTERM (and SIGCONT, so that a stopped one acts on it) to every leftover, SIGKILL
+// to those still there after grace, and returns once none is left, or leftoverKillWait after
+// the SIGKILL. It looks again every leftoverRescan, for processes forked meanwhile.
+func (l leftovers) end(grace time.Duration, log hclog.Logger, level hclog.Level, id int) {
+	found := l.find()
+	if len(found) == 0 {
+		return
+	}
+	log.Log(level, "ending what a worker left behind", "id", id, "pid", l.pgid, "processes", pids(found))
+	termed := map[reaper.Proc]bool{}
+	for deadline := time.Now().Add(grace); len(found) > 0 && time.Now().Before(deadline); found = l.find() {
+		for _, p := range found {
+			if !termed[p] {
+				termed[p] = true
+				_ = p.Signal(unix.SIGTERM, unix.SIGCONT)
+			}
+		}
+		time.Sleep(leftoverRescan)
+	}
+	if len(found) == 0 {
+		return
+	}
+	log.Warn("what a worker left behind did not end on SIGTERM; sending SIGKILL", "id", id, "processes", pids(found), "after", grace)
+	for deadline := time.Now().Add(leftoverKillWait); len(found) > 0; found = l.find() {
+		if time.Now().After(deadline) {
+			log.Warn("what a worker left behind is still alive after SIGKILL; leaving it", "id", id, "processes", pids(found))
+			return
+		}
+		for _, p := range found {
+			_ = p.Signal(unix.SIGKILL)
+		}
+		time.Sleep(leftoverRescan)
+	}
+}
+
+func pids(procs []reaper.Proc) []int {
+	out := make([]int, len(procs))
+	for i, p := range procs {
+		out[i] = p.Pid
+	}
+	return out
+}
+
+func procExists(pid int) bool {
+	_, err := os.Stat("/proc/" + strconv.Itoa(pid))
+	return err == nil
+}
+
+// readStatGroup reads the state and process group of pid from /proc/<pid>/stat.
+func readStatGroup(pid int, buf []byte) (state byte, pgid int, ok bool) {
+	f, err := os.Open("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, 0, false
+	}
+	n, _ := f.Read(buf)
+	f.Close()
+	return parseStatGroup(buf[:n])
+}
+
+// parseStatGroup takes the state and the process group from the contents of /proc/<pid>/stat:
+// "pid (comm) state ppid pgrp ...", where comm may hold spaces and parentheses, so the fields
+// are counted from the last ')'.
+func parseStatGroup(stat []byte) (state byte, pgid int, ok bool) {
+	i := bytes.LastIndexByte(stat, ')')
+	if i < 0 {
+		return 0, 0, false
+	}
+	f := bytes.Fields(stat[i+1:])
+	if len(f) < 3 || len(f[0]) != 1 {
+		return 0, 0, false
+	}
+	pgid, err := strconv.Atoi(string(f[2]))
+	return f[0][0], pgid, err == nil
+}
