@@ -37,6 +37,7 @@ type PoolConfig struct {
 	StopTimeout   time.Duration
 	KillGrace     time.Duration
 	HealthTimeout time.Duration
+	ShutdownDelay time.Duration
 	HealthHTTP    bool // probe health with OPTIONS * rather than the listen queue
 	MemoryLimit   uint64
 	MaxRequests   uint64
@@ -79,8 +80,11 @@ type Pool struct {
 	workers map[*worker]bool
 	seq     int
 
-	served       bool // a worker has been ready once
-	stopping     bool
+	served   bool // a worker has been ready once
+	stopping bool
+	// delaying: SIGTERM or SIGINT came, and the pool serves on for TENDER_SHUTDOWN_DELAY
+	// while it reports itself stopping.
+	delaying     bool
 	stopDeadline time.Time
 	exitCode     int
 
@@ -109,6 +113,7 @@ type worker struct {
 	slot      *slot
 	seq       int
 	pid       int
+	birth     *reaper.Birth // its pid before its start returns, which may be never
 	port      int
 	state     WorkerState
 	started   time.Time
@@ -261,7 +266,21 @@ func (p *Pool) spawn(s *slot, replacing bool) {
 		p.log.Error("cannot start a worker", "id", s.id, "error", err)
 		// Handled as a worker that died at once, so that backoff and the budget apply.
 		go p.post(func() { p.onExit(w, reaper.Exit{Status: unix.WaitStatus(ExitCannotExecute << 8)}) })
+		return
 	}
+	// From now, not from when the start returns: a start may never return (a worker stopped
+	// before its exec, an exec stuck on a dead NFS or FUSE path), and is timed out too.
+	timeout := time.AfterFunc(p.cfg.StartTimeout, func() { p.post(func() { p.onStartTimeout(w) }) })
+	go func() { <-w.stop; timeout.Stop() }()
+}
+
+// pidOf is w's pid, or while its start has not returned, the pid the kernel gave it (0 before
+// the fork).
+func (w *worker) pidOf() int {
+	if w.pid != 0 {
+		return w.pid
+	}
+	return w.birth.Pid()
 }
 
 // startProcess prepares the worker's port, notify socket and output pipes and starts it in
@@ -297,7 +316,8 @@ func (p *Pool) startProcess(w *worker) error {
 		"PORT="+strconv.Itoa(port),
 		"TENDER_WORKER_ID="+strconv.Itoa(w.slot.id),
 		"NOTIFY_SOCKET="+notify.name)
-	sp := Spawn{Args: p.cfg.Args, Env: env, Stdio: [3]int{p.devNull, outP[1], errP[1]}}
+	w.birth = new(reaper.Birth)
+	sp := Spawn{Args: p.cfg.Args, Env: env, Stdio: [3]int{p.devNull, outP[1], errP[1]}, Birth: w.birth}
 
 	go func() {
 		exits := make(chan reaper.Exit, 1)
@@ -363,15 +383,13 @@ func (p *Pool) onStarted(w *worker, pid int, err error) {
 			p.post(func() { p.onReady(w, how) })
 		}
 	}()
-	timeout := time.AfterFunc(p.cfg.StartTimeout, func() { p.post(func() { p.onStartTimeout(w) }) })
-	go func() { <-w.stop; timeout.Stop() }()
 }
 
 func (p *Pool) onStartTimeout(w *worker) {
 	if !p.workers[w] || w.state != Starting {
 		return
 	}
-	p.log.Error("worker did not become ready in time: stopping it", "id", w.slot.id, "pid", w.pid, "timeout", p.cfg.StartTimeout)
+	p.log.Error("worker did not become ready in time: stopping it", "id", w.slot.id, "pid", w.pidOf(), "timeout", p.cfg.StartTimeout)
 	w.reason = "did not become ready within " + p.cfg.StartTimeout.String()
 	p.terminate(w)
 	w.expected = false // a failed start: it counts against the budget and leaves a report
@@ -457,8 +475,8 @@ func (p *Pool) recycleWhereDue() {
 			continue
 		}
 		if p.cfg.MemoryLimit > 0 {
-			if rss := RSS(w.pid); rss > p.cfg.MemoryLimit {
-				p.replace(w, fmt.Sprintf("its RSS %s is past TENDER_MEMORY_LIMIT %s", mib(rss), mib(p.cfg.MemoryLimit)))
+			if mem := TreeMemory(w.pid); mem > p.cfg.MemoryLimit {
+				p.replace(w, fmt.Sprintf("its memory %s (its process tree's) is past TENDER_MEMORY_LIMIT %s", mib(mem), mib(p.cfg.MemoryLimit)))
 				continue
 			}
 		}
@@ -509,7 +527,7 @@ func (p *Pool) terminate(w *worker) {
 		w.backend.SetRoutable(false)
 	}
 	w.state, w.expected = Stopping, true
-	if w.pid != 0 { // otherwise onStarted does it once the pid is known
+	if w.pidOf() != 0 { // otherwise onStarted does it once the pid is known
 		p.signalStop(w)
 	}
 }
@@ -523,13 +541,13 @@ func (p *Pool) signalStop(w *worker) {
 	if p.stopping {
 		grace = max(min(grace, time.Until(p.stopDeadline)), 0)
 	}
-	p.log.Debug("stopping worker", "id", w.slot.id, "pid", w.pid, "kill_after", grace.Round(time.Millisecond))
-	_ = p.spawner.Reaper.Signal(w.pid, unix.SIGTERM, true)
+	p.log.Debug("stopping worker", "id", w.slot.id, "pid", w.pidOf(), "kill_after", grace.Round(time.Millisecond))
+	_ = p.spawner.Reaper.Signal(w.pidOf(), unix.SIGTERM, true)
 	time.AfterFunc(grace, func() {
 		p.post(func() {
 			if p.workers[w] {
-				p.log.Warn("worker did not stop on SIGTERM; sending SIGKILL", "id", w.slot.id, "pid", w.pid, "after", grace.Round(time.Millisecond))
-				_ = p.spawner.Reaper.Signal(w.pid, unix.SIGKILL, true)
+				p.log.Warn("worker did not stop on SIGTERM; sending SIGKILL", "id", w.slot.id, "pid", w.pidOf(), "after", grace.Round(time.Millisecond))
+				_ = p.spawner.Reaper.Signal(w.pidOf(), unix.SIGKILL, true)
 			}
 		})
 	})
@@ -570,6 +588,14 @@ func (p *Pool) activeSlots() int {
 func (p *Pool) onSignal(sig syscall.Signal) {
 	switch sig {
 	case unix.SIGTERM, unix.SIGINT:
+		if p.cfg.ShutdownDelay > 0 && !p.delaying && !p.stopping {
+			// The endpoints may still route to this container: serve on, but say stopping.
+			p.delaying = true
+			p.log.Info("serving on for the shutdown delay, then stopping gracefully", "signal", reaper.SignalName(sig),
+				"delay", p.cfg.ShutdownDelay, "within", p.cfg.StopTimeout)
+			time.AfterFunc(p.cfg.ShutdownDelay, func() { p.post(func() { p.stop(0) }) })
+			return
+		}
 		p.log.Info("stopping gracefully", "signal", reaper.SignalName(sig), "within", p.cfg.StopTimeout)
 		p.stop(0)
 	case unix.SIGHUP:
@@ -580,8 +606,8 @@ func (p *Pool) onSignal(sig syscall.Signal) {
 		p.scale(p.wantedWorkers() - 1)
 	default:
 		for w := range p.workers {
-			if w.pid != 0 {
-				_ = p.spawner.Reaper.Signal(w.pid, sig, true)
+			if pid := w.pidOf(); pid != 0 {
+				_ = p.spawner.Reaper.Signal(pid, sig, true)
 			}
 		}
 	}
@@ -707,7 +733,7 @@ func (p *Pool) Status() Status {
 // snapshot is the worker table as the pool's goroutine sees it: one line per live worker, and
 // one per slot that waits to start its worker again.
 func (p *Pool) snapshot() Status {
-	st := Status{Workers: []WorkerStatus{}, Queue: p.router.QueueLen()}
+	st := Status{Workers: []WorkerStatus{}, Queue: p.router.QueueLen(), Tender: TenderStatus{Stopping: p.stopping || p.delaying}}
 	for _, s := range p.slots {
 		rows := 0
 		for _, w := range []*worker{s.worker, s.next} {

@@ -95,7 +95,7 @@ func (s *Status) fillFromProc() {
 		w.RSSBytes = TreeMemory(w.Pid)
 		w.OOMScoreAdj, _ = capabilities.OOMScoreAdjOf(w.Pid)
 	}
-	s.Tender.Pid = os.Getpid()
+	s.Tender.Pid = os.Getpid() // Stopping is the pool's or the single child's to say
 	s.Tender.OOMScoreAdj, _ = capabilities.OOMScoreAdjOf(0)
 }
 

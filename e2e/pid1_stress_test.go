@@ -19,8 +19,9 @@ import (
 // A flood of real-time signals never costs tender a standard one: the app, which ignores the
 // flood, dies of the SIGTERM sent in the middle of it. (With one byte per signal in a pipe,
 // the pipe filled and the SIGTERM was dropped.)
+//
+// Not parallel: the flood takes both CPUs, which other tests' timing would not survive.
 func TestSignalFloodLosesNoSigterm(t *testing.T) {
-	t.Parallel()
 	const rtmin1 = 35
 	for round := range 5 {
 		r := startTender(t, AsPID1, nil, "--", bin.testapp, "sigwrap", "-", strconv.Itoa(rtmin1), bin.testapp, "sleep", "60")
@@ -158,8 +159,9 @@ func hangingMount(t *testing.T) string {
 // a namespace of 400 pids all held (worker 0 forks until the kernel refuses), orphans that exit
 // with 42 free pids that workers restarting in a loop take at once, and no worker may be said
 // to have exited with 42.
+//
+// Not parallel: the loops take both CPUs.
 func TestPidReuseNeverMisroutesAnExit(t *testing.T) {
-	t.Parallel()
 	// Worker 0 holds most pids, then makes orphans that exit with 42 for ever; the others exit
 	// with 3 at once and are restarted at once, again and again.
 	script := `if [ "$TENDER_WORKER_ID" = 0 ]; then

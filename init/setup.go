@@ -106,6 +106,7 @@ func newPool(cfg *config.Config, spawner *apps.Spawner, env []string, router app
 		StopTimeout:   cfg.StopTimeout,
 		KillGrace:     cfg.KillGrace,
 		HealthTimeout: cfg.HealthTimeout,
+		ShutdownDelay: cfg.ShutdownDelay,
 		HealthHTTP:    cfg.Listen != nil && cfg.Protocol == config.ProtocolHTTP,
 		MemoryLimit:   cfg.MemoryLimit,
 		MaxRequests:   cfg.MaxRequests,
