@@ -92,6 +92,18 @@ func main() {
 		"(bench/initbench/floor): %.2f ms, %+.2f ms from tini; tender is %+.2f ms from that floor. "+
 		"The same program linking tender's packages, with their initialisation and a binary of tender's size: %.2f ms, %+.2f ms from tini.\n",
 		floor.median, floor.toTini, t["startup_to_tini_ms"]-floor.toTini, floorDeps.median, floorDeps.toTini)
+	fmt.Fprintf(&table, "\nTargets (the footprint of a Go init):\n\n| target | result |\n|---|---|\n")
+	target := func(what string, got, limit float64, unit string) {
+		verdict := "met"
+		if got > limit {
+			verdict = "**missed**"
+		}
+		fmt.Fprintf(&table, "| %s at most %g %s | %s: %.2f %s |\n", what, limit, unit, verdict, got, unit)
+	}
+	target("binary", t["size_bytes"]/(1<<20), 5, "MiB")
+	target("idle RSS", t["rss_kib"]/1024, 5, "MiB")
+	target("tender's own (anonymous) memory", t["anon_kib"]/1024, 1.5, "MiB")
+	target("start-up beyond a bare Go program that only runs its argument (the floor)", t["startup_to_tini_ms"]-floor.toTini, 1.5, "ms")
 	results["floor"] = map[string]float64{"startup_ms": floor.median, "startup_to_tini_ms": floor.toTini}
 	results["floor-deps"] = map[string]float64{"startup_ms": floorDeps.median, "startup_to_tini_ms": floorDeps.toTini}
 	fmt.Fprintf(&table, "\nMachine: %s, %d CPUs; %s; `make bench` on %s.\n", uname(), kit.CPUs(), goVersion(), time.Now().UTC().Format("2006-01-02"))
