@@ -355,12 +355,14 @@ func TestLargeUploadIsStreamed(t *testing.T) {
 		return n
 	}
 	base := rss()
-	peak := base
-	done := make(chan struct{})
+	// The sampler owns peak until it hands it over, once told the upload is done.
+	done, peakc := make(chan struct{}), make(chan int)
 	go func() {
+		peak := base
 		for {
 			select {
 			case <-done:
+				peakc <- max(peak, rss())
 				return
 			case <-time.After(20 * time.Millisecond):
 				peak = max(peak, rss())
@@ -373,6 +375,7 @@ func TestLargeUploadIsStreamed(t *testing.T) {
 	req.ContentLength = size
 	resp, err := http.DefaultClient.Do(req)
 	close(done)
+	peak := <-peakc
 	if err != nil {
 		t.Fatal(err)
 	}
