@@ -8,8 +8,20 @@ import (
 	"strconv"
 )
 
-// maxHead bounds a request's head (request line and headers): past it, 431.
-const maxHead = 32 << 10
+// Bounds of a head, past which a request is refused (431) and a response is malformed (502).
+// Each bounds the work of one head too: every header line is looked up among the names that
+// Connection lists.
+const (
+	// maxHead bounds the bytes of a head as received, line ends and the empty lines allowed
+	// before a request included.
+	maxHead = 32 << 10
+	// maxFields bounds the header lines of a head, as Apache's LimitRequestFields (100) and
+	// HAProxy's tune.http.maxhdr (101, with the request line) do.
+	maxFields = 100
+	// maxConnOptions bounds the options that Connection headers list, all together: a client
+	// has a use for a few (close, keep-alive, Upgrade, TE and the names of a few headers).
+	maxConnOptions = 32
+)
 
 // httpError is a request the balancer answers itself.
 type httpError struct {
@@ -21,6 +33,8 @@ func (e *httpError) Error() string { return strconv.Itoa(e.code) + " " + e.msg }
 
 var (
 	errHeadTooLarge  = &httpError{431, "Request Header Fields Too Large"}
+	errTooManyFields = &httpError{431, "Request Header Fields Too Large: more than " + strconv.Itoa(maxFields) + " header lines"}
+	errConnOptions   = &httpError{431, "Request Header Fields Too Large: more than " + strconv.Itoa(maxConnOptions) + " Connection options"}
 	errURITooLong    = &httpError{414, "URI Too Long"}
 	errBadRequest    = &httpError{400, "Bad Request"}
 	errBadVersion    = &httpError{505, "HTTP Version Not Supported"}
@@ -57,18 +71,23 @@ type head struct {
 	expect100     bool
 	host          bool
 	hasXFP        bool
-	xff           []byte   // the X-Forwarded-For values already present, joined
-	connTokens    [][]byte // other header names listed in Connection: hop-by-hop too
+	xff           []byte // the X-Forwarded-For values already present, joined
+	// connNamed holds the other header names listed in Connection, in lower case: hop-by-hop
+	// too. A set, so that each header line of the head is one look-up, however many there are.
+	connNamed map[string]struct{}
+	lower     []byte // a name in lower case, to look it up in connNamed
 }
 
 // readHead reads a head from br into h.buf: lines up to the empty line. A line longer than
-// br's buffer, or a head past maxHead, is errHeadTooLarge (errURITooLong for the first line).
-// A line may end in CRLF or a bare LF (RFC 9112 2.2); tender passes it on ending in CRLF.
+// br's buffer, or a head past maxHead bytes, is errHeadTooLarge (errURITooLong for the first
+// line), more than maxFields header lines errTooManyFields. A line may end in CRLF or a bare LF
+// (RFC 9112 2.2); tender passes it on ending in CRLF.
 func (h *head) readHead(br *bufio.Reader) error {
 	h.buf = h.buf[:0]
 	h.lines = h.lines[:0]
 	starts := [64]int{}
 	offsets := starts[:0]
+	received := 0
 	for {
 		line, err := br.ReadSlice('\n')
 		if errors.Is(err, bufio.ErrBufferFull) {
@@ -84,7 +103,7 @@ func (h *head) readHead(br *bufio.Reader) error {
 			}
 			return err
 		}
-		if len(h.buf)+len(line) > maxHead {
+		if received += len(line); received > maxHead {
 			return errHeadTooLarge
 		}
 		line = trimEOL(line)
@@ -93,6 +112,9 @@ func (h *head) readHead(br *bufio.Reader) error {
 				continue // stray line ends between requests are allowed (RFC 9112 2.2)
 			}
 			break
+		}
+		if len(offsets) > 2*maxFields { // the first line and maxFields header lines are in
+			return errTooManyFields
 		}
 		offsets = append(offsets, len(h.buf))
 		h.buf = append(h.buf, line...)
@@ -181,7 +203,8 @@ func (h *head) parseHeaders(request bool) error {
 	h.chunked, h.transfer, h.connClose, h.connKeepAlive, h.connUpgrade = false, false, false, false, false
 	h.upgrade, h.expect100, h.host, h.hasXFP = false, false, false, false
 	h.xff = h.xff[:0]
-	h.connTokens = h.connTokens[:0]
+	clear(h.connNamed)
+	options := 0
 	for _, line := range h.lines {
 		if line[0] == ' ' || line[0] == '\t' {
 			return errBadHeaderName // obs-fold
@@ -209,6 +232,9 @@ func (h *head) parseHeaders(request bool) error {
 			h.chunked = lastToken(value, "chunked")
 		case equalFold(name, "Connection"):
 			forEachToken(value, func(tok []byte) {
+				if options++; options > maxConnOptions {
+					return // refused below; nothing more to keep
+				}
 				switch {
 				case equalFold(tok, "close"):
 					h.connClose = true
@@ -219,9 +245,16 @@ func (h *head) parseHeaders(request bool) error {
 				case equalFold(tok, "Content-Length"), equalFold(tok, "Transfer-Encoding"), equalFold(tok, "Host"):
 					// Never dropped: the next hop needs them to read the message as tender did.
 				default:
-					h.connTokens = append(h.connTokens, tok)
+					if h.connNamed == nil {
+						h.connNamed = map[string]struct{}{}
+					}
+					h.lower = appendLower(h.lower[:0], tok)
+					h.connNamed[string(h.lower)] = struct{}{}
 				}
 			})
+			if options > maxConnOptions {
+				return errConnOptions
+			}
 		case equalFold(name, "Upgrade"):
 			h.upgrade = true
 		case equalFold(name, "Host"):
@@ -273,12 +306,12 @@ func (h *head) hopByHop(name []byte, upgrade bool) bool {
 	case equalFold(name, "Upgrade"):
 		return !upgrade
 	}
-	for _, tok := range h.connTokens {
-		if equalFold(name, string(tok)) {
-			return true
-		}
+	if len(h.connNamed) == 0 {
+		return false
 	}
-	return false
+	h.lower = appendLower(h.lower[:0], name)
+	_, named := h.connNamed[string(h.lower)]
+	return named
 }
 
 // appendRequest writes the request head as it goes to the worker: hop-by-hop headers dropped,
@@ -384,6 +417,17 @@ func forEachToken(v []byte, fn func([]byte)) {
 			fn(tok)
 		}
 	}
+}
+
+// appendLower appends b to dst with its ASCII letters in lower case.
+func appendLower(dst, b []byte) []byte {
+	for _, c := range b {
+		if c >= 'A' && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		dst = append(dst, c)
+	}
+	return dst
 }
 
 // equalFold is ASCII case-insensitive equality, without allocating.
