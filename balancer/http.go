@@ -375,7 +375,9 @@ func (hc *httpConn) copyRequestBody(up *upstream) error {
 }
 
 // tunnel passes bytes both ways after a 101 Switching Protocols, for as long as both sides
-// keep the connection: the whole WebSocket is one session.
+// keep the connection: the whole WebSocket is one session. Its bytes go through the event loop
+// of tcp mode, which holds the tunnel's two descriptors and nothing else, and closes them with
+// it; it returns once the loop is done.
 func (hc *httpConn) tunnel(up *upstream) {
 	hc.cw.setDeadline(time.Time{}) // the tunnel has timeouts of its own
 	if n := hc.br.Buffered(); n > 0 {
@@ -392,7 +394,13 @@ func (hc *httpConn) tunnel(up *upstream) {
 		}
 		_, _ = up.br.Discard(n)
 	}
-	pipe(hc.c, up.conn, hc.b.cfg.ClientTimeout)
+	done := make(chan struct{})
+	if err := serveLoop(hc.c, up.conn, hc.b.cfg.ClientTimeout, func() { close(done) }); err != nil {
+		hc.b.log.Debug("no event loop for a tunnel; copying with goroutines", "error", err)
+		pipe(hc.c, up.conn, hc.b.cfg.ClientTimeout)
+		return
+	}
+	<-done
 }
 
 // clientWriter writes to the client with a write deadline TENDER_CLIENT_TIMEOUT ahead (a

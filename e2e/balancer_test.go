@@ -734,3 +734,103 @@ func TestWorkerTimeoutIs504(t *testing.T) {
 	p.Signal(syscall.SIGTERM)
 	p.Wait(15 * time.Second)
 }
+
+// Tunnels give their descriptors back as they close, and hold two each meanwhile (the client's
+// and the worker's): io.Copy between TCP connections spliced through pooled pipes, 6 fds a
+// WebSocket, 4 of them left open for minutes after it closed, and under RLIMIT_NOFILE 256, 60
+// WebSockets left tender unable to answer a plain GET. Two rounds, so that what one leaves
+// behind shows in the next.
+func TestTunnelsGiveTheirDescriptorsBack(t *testing.T) {
+	const tunnels = 60
+	for _, protocol := range []string{"http", "tcp"} {
+		t.Run(protocol, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			ctl, addr := filepath.Join(dir, "control.sock"), "127.0.0.1:"+freePort(t)
+			env := []string{"TENDER_CONTROL=" + ctl, "TENDER_LISTEN=" + addr, "TENDER_PROTOCOL=" + protocol, "TENDER_WORKERS=2"}
+			run := startTenderFrom(t, "ulimit -n 256", AsPID1, env, "--", bin.testapp, "serve")
+			f := &Front{Pool: &Pool{Run: run, Control: ctl, Dir: dir}, Addr: addr}
+			f.waitFor("2 ready", 10*time.Second, nReady(2))
+			tender := f.TenderPid()
+			// The first tunnel starts the event loops, which keep their descriptors.
+			c, err := openTunnel(f.Addr, protocol, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.Close()
+			f.waitFor("no session in flight", 5*time.Second, func(st apps.Status) bool {
+				return st.Workers[0].Sessions+st.Workers[1].Sessions == 0
+			})
+			base := len(openFds(t, tender))
+			for round := range 2 {
+				conns := make([]net.Conn, 0, tunnels)
+				for i := range tunnels {
+					c, err := openTunnel(f.Addr, protocol, i)
+					if err != nil {
+						t.Fatalf("round %d, tunnel %d: %v (tender holds %d fds, %d before)", round, i, err, len(openFds(t, tender)), base)
+					}
+					conns = append(conns, c)
+				}
+				if n := len(openFds(t, tender)); n > base+2*tunnels+4 {
+					t.Errorf("round %d: %d fds with %d tunnels open, %d before: want 2 a tunnel", round, n, tunnels, base)
+				}
+				client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+				if code, _, err := f.get(client, "/"); code != 200 {
+					t.Errorf("round %d: a GET beside %d tunnels: %d %v", round, tunnels, code, err)
+				}
+				for _, c := range conns {
+					c.Close()
+				}
+				// The GET's worker connection stays idle for up to 2 s, then is closed too.
+				deadline := time.Now().Add(5 * time.Second)
+				for n := len(openFds(t, tender)); n > base; n = len(openFds(t, tender)) {
+					if time.Now().After(deadline) {
+						t.Fatalf("round %d: %d fds 5 s after the tunnels closed, %d before", round, n, base)
+					}
+					time.Sleep(20 * time.Millisecond)
+				}
+			}
+		})
+	}
+}
+
+// openTunnel opens a session that stays open, and checks that bytes go through it both ways:
+// in http mode a WebSocket (the test app's line echo), in tcp mode a kept-alive connection.
+func openTunnel(addr, protocol string, i int) (net.Conn, error) {
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	br := bufio.NewReader(c)
+	if protocol == "tcp" {
+		fmt.Fprintf(c, "GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+		resp, err := http.ReadResponse(br, nil)
+		if err == nil {
+			_, err = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+		if err != nil {
+			c.Close()
+			return nil, err
+		}
+		return c, c.SetDeadline(time.Time{})
+	}
+	fmt.Fprintf(c, "GET /ws HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+	resp, err := http.ReadResponse(br, nil)
+	if err == nil && resp.StatusCode != 101 {
+		err = fmt.Errorf("upgrade answered %s", resp.Status)
+	}
+	if err == nil {
+		fmt.Fprintf(c, "hello %d\n", i)
+		var line string
+		if line, err = br.ReadString('\n'); err == nil && line != fmt.Sprintf("echo hello %d\n", i) {
+			err = fmt.Errorf("through the tunnel: %q", line)
+		}
+	}
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, c.SetDeadline(time.Time{})
+}
