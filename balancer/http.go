@@ -15,12 +15,14 @@ import (
 type httpConn struct {
 	b    *Balancer
 	c    net.Conn
-	br   *bufio.Reader
+	in   clientReader
+	br   *bufio.Reader // reads through in
 	bw   *bufio.Writer
 	ip   string
 	idle atomic.Bool // waiting for the next request: Close may let it go
 
 	cw        clientWriter
+	body      bodyClock
 	req, resp head
 	reqOut    []byte // the request as it goes to the worker, kept whole for a retry
 	out       []byte // a response head going to the client
@@ -41,7 +43,9 @@ const (
 )
 
 func (b *Balancer) serveHTTP(c net.Conn) {
-	hc := &httpConn{b: b, c: c, br: bufio.NewReaderSize(c, readBuf)}
+	hc := &httpConn{b: b, c: c, in: clientReader{c: c}}
+	hc.br = bufio.NewReaderSize(&hc.in, readBuf)
+	hc.body = bodyClock{rate: float64(b.cfg.BodyMinRate), window: b.cfg.ClientTimeout}
 	hc.cw = clientWriter{c: c, timeout: b.cfg.ClientTimeout}
 	hc.bw = bufio.NewWriterSize(&hc.cw, writeBuf)
 	if tcp, ok := c.RemoteAddr().(*net.TCPAddr); ok {
@@ -230,6 +234,9 @@ func (hc *httpConn) exchange(be *Backend, up *upstream, stream, idempotent bool)
 			}
 			switch {
 			case answered:
+			case errors.Is(bodyErr, errBodyTooSlow):
+				hc.fail(&httpError{408, "Request Timeout: the request's body came slower than " +
+					strconv.FormatInt(hc.b.cfg.BodyMinRate, 10) + " bytes a second for too long"})
 			case isTimeout(bodyErr):
 				hc.fail(&httpError{408, "Request Timeout: the request's body stopped coming"})
 			case errors.Is(bodyErr, errBadChunk):
@@ -363,14 +370,31 @@ func (hc *httpConn) waitBody(done chan error) error {
 }
 
 // copyRequestBody streams the request body to the worker. A client that stays silent for
-// CLIENT_TIMEOUT, or goes away, ends it; the worker connection is then closed (by the caller)
-// so that the response read ends too.
+// CLIENT_TIMEOUT, falls that far behind BODY_MIN_RATE (errBodyTooSlow), or goes away, ends it;
+// the worker connection is then closed (by the caller) so that the response read ends too.
+// The time tender waits to write to the worker is not the client's.
 func (hc *httpConn) copyRequestBody(up *upstream) error {
-	before := func() error { return hc.c.SetReadDeadline(time.Now().Add(hc.b.cfg.ClientTimeout)) }
-	if hc.req.chunked {
-		return copyChunked(&up.io, hc.br, before, nil)
+	hc.body.start()
+	hc.in.clock = &hc.body
+	defer func() { hc.in.clock = nil }()
+	byRate := false // the deadline set is the rate's, shorter than the client timeout
+	before := func() error {
+		left := hc.body.left()
+		if left <= 0 {
+			return errBodyTooSlow
+		}
+		byRate = left < hc.b.cfg.ClientTimeout
+		return hc.c.SetReadDeadline(time.Now().Add(left))
 	}
-	_, err := copyN(&up.io, hc.br, hc.req.contentLength, before, nil)
+	var err error
+	if hc.req.chunked {
+		err = copyChunked(&up.io, hc.br, before, nil)
+	} else {
+		_, err = copyN(&up.io, hc.br, hc.req.contentLength, before, nil)
+	}
+	if byRate && isTimeout(err) {
+		return errBodyTooSlow
+	}
 	return err
 }
 

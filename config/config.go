@@ -137,6 +137,7 @@ type Config struct {
 	QueueTimeout  time.Duration
 	HeaderTimeout time.Duration
 	ClientTimeout time.Duration
+	BodyMinRate   int64 // bytes a second
 	WorkerTimeout time.Duration
 
 	Control string // "" = the default search path, "off" = none

@@ -834,3 +834,37 @@ func openTunnel(addr, protocol string, i int) (net.Conn, error) {
 	}
 	return c, c.SetDeadline(time.Time{})
 }
+
+// A body trickled far below TENDER_BODY_MIN_RATE (its default, 500 bytes a second), never
+// silent for TENDER_CLIENT_TIMEOUT, is cut off with a 408 once it has fallen that far behind,
+// and the worker's one session is free again for others.
+func TestTrickledBodyIs408(t *testing.T) {
+	t.Parallel()
+	f := startFront(t, "http", []string{"TENDER_WORKERS=1", "TENDER_CONCURRENCY=1", "TENDER_CLIENT_TIMEOUT=1s"})
+	f.waitFor("1 ready", 10*time.Second, nReady(1))
+	c, err := net.Dial("tcp", f.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	start := time.Now()
+	fmt.Fprintf(c, "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 100000\r\n\r\n")
+	go func() {
+		for range 50 { // 5 bytes a second, for 10 s at most
+			time.Sleep(200 * time.Millisecond)
+			if _, err := c.Write([]byte("x")); err != nil {
+				return
+			}
+		}
+	}()
+	_ = c.SetReadDeadline(time.Now().Add(8 * time.Second))
+	b, _ := io.ReadAll(c)
+	if !strings.HasPrefix(string(b), "HTTP/1.1 408") {
+		t.Errorf("a body trickled at 5 bytes a second got %q after %v, want 408", b, time.Since(start))
+	}
+	if code, _, err := f.get(&http.Client{Timeout: 5 * time.Second}, "/"); code != 200 {
+		t.Errorf("a GET after the trickle: %d %v", code, err)
+	}
+	f.Signal(syscall.SIGTERM)
+	f.Wait(15 * time.Second)
+}

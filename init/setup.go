@@ -84,6 +84,7 @@ func listenFront(cfg *config.Config, log hclog.Logger) (apps.Router, error) {
 		QueueTimeout:  cfg.QueueTimeout,
 		HeaderTimeout: cfg.HeaderTimeout,
 		ClientTimeout: cfg.ClientTimeout,
+		BodyMinRate:   cfg.BodyMinRate,
 		WorkerTimeout: cfg.WorkerTimeout,
 	}, log)
 	if err != nil {
