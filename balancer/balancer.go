@@ -23,6 +23,7 @@ type Config struct {
 	HeaderTimeout time.Duration // for a request's head
 	ClientTimeout time.Duration // a silent client, idle between requests or while sending a body
 	BodyMinRate   int64         // bytes a second a request body must keep to on average; 0 = none
+	Underscores   bool          // pass on request headers with '_' in their names (some: see underscored)
 	WorkerTimeout time.Duration // a silent worker, or one that leaves the request unread (http); 0 = none
 }
 

@@ -112,7 +112,7 @@ const (
 // whether the client connection goes on.
 func (hc *httpConn) forward() bool {
 	req := &hc.req
-	hc.reqOut = req.appendRequest(hc.reqOut[:0], hc.ip)
+	hc.reqOut = req.appendRequest(hc.reqOut[:0], hc.ip, hc.b.cfg.Underscores)
 	// A small body that is already here goes out with the head in one write, and the request
 	// stays whole in reqOut for a retry. A larger one is streamed, and never retried.
 	stream := req.chunked || req.contentLength > 0

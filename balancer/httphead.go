@@ -315,15 +315,16 @@ func (h *head) hopByHop(name []byte, upgrade bool) bool {
 }
 
 // appendRequest writes the request head as it goes to the worker: hop-by-hop headers dropped,
-// X-Forwarded-For and -Proto added, and a Connection header of tender's own.
-func (h *head) appendRequest(out []byte, clientIP string) []byte {
+// names with '_' dropped (unless keepUnderscores, and then only some), X-Forwarded-For and
+// -Proto added, and a Connection header of tender's own.
+func (h *head) appendRequest(out []byte, clientIP string, keepUnderscores bool) []byte {
 	upgrade := h.isUpgrade()
 	out = append(out, h.first...)
 	out = append(out, "\r\n"...)
 	for _, line := range h.lines {
 		colon := bytes.IndexByte(line, ':')
 		name := line[:colon]
-		if h.hopByHop(name, upgrade) || equalFold(name, "X-Forwarded-For") {
+		if h.hopByHop(name, upgrade) || equalFold(name, "X-Forwarded-For") || underscored(name, keepUnderscores) {
 			continue
 		}
 		out = append(out, line...)
@@ -348,6 +349,29 @@ func (h *head) appendRequest(out []byte, clientIP string) []byte {
 		out = append(out, "Connection: keep-alive\r\n"...)
 	}
 	return append(out, "\r\n"...)
+}
+
+// underscored reports whether a request header's name has a '_' that must not reach the
+// worker. CGI, WSGI and PHP read '_' and '-' alike (both become HTTP_..._...), so that
+// Transfer_Encoding would frame the request for the worker otherwise than for tender, and
+// X_Forwarded_For would pass for tender's own header: such names are dropped, as nginx does
+// (underscores_in_headers off). keepUnderscores (TENDER_UNDERSCORES_IN_HEADERS) keeps the
+// others, never those that read as a header tender reads or writes itself.
+func underscored(name []byte, keepUnderscores bool) bool {
+	if bytes.IndexByte(name, '_') < 0 {
+		return false
+	}
+	if !keepUnderscores {
+		return true
+	}
+	dashed := bytes.ReplaceAll(name, []byte("_"), []byte("-"))
+	for _, own := range [...]string{"Content-Length", "Transfer-Encoding", "Connection", "Keep-Alive",
+		"Proxy-Connection", "Upgrade", "X-Forwarded-For", "X-Forwarded-Proto"} {
+		if equalFold(dashed, own) {
+			return true
+		}
+	}
+	return false
 }
 
 // appendResponse writes the response head as it goes to the client, in tender's own HTTP

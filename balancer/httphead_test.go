@@ -142,14 +142,14 @@ func TestRequestRewrite(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := string(h.appendRequest(nil, "127.0.0.1"))
+	got := string(h.appendRequest(nil, "127.0.0.1", false))
 	want := "GET /p?q HTTP/1.1\r\nHost: a\r\nAccept: */*\r\nX-Forwarded-For: 10.0.0.1, 10.0.0.2, 127.0.0.1\r\nX-Forwarded-Proto: http\r\n\r\n"
 	if got != want {
 		t.Errorf("rewritten request:\n%q\nwant\n%q", got, want)
 	}
 
 	h, _ = parseReq("GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nX-Forwarded-Proto: https\r\n\r\n")
-	got = string(h.appendRequest(nil, ""))
+	got = string(h.appendRequest(nil, "", false))
 	want = "GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nX-Forwarded-Proto: https\r\nConnection: Upgrade\r\n\r\n"
 	if got != want {
 		t.Errorf("rewritten upgrade:\n%q\nwant\n%q", got, want)
@@ -165,13 +165,30 @@ func TestRequestRewrite(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%q: %v", raw, err)
 		}
-		if got := string(h.appendRequest(nil, "")); got != want {
+		if got := string(h.appendRequest(nil, "", false)); got != want {
 			t.Errorf("rewritten request:\n%q\nwant\n%q", got, want)
 		}
 	}
 
+	// Names with '_' do not reach the worker, which may read them as '-' (CGI, WSGI): by default
+	// none, and when kept, not those that would read as framing or as tender's own headers.
+	raw := "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer_Encoding: chunked\r\ncontent_length: 5\r\n" +
+		"X_Forwarded_For: 10.9.9.9\r\nX-Forwarded_Proto: https\r\nConnection_: x\r\nX_Custom: 1\r\n\r\n"
+	for keep, want := range map[bool]string{
+		false: "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nX-Forwarded-For: 127.0.0.1\r\nX-Forwarded-Proto: http\r\n\r\n",
+		true:  "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nConnection_: x\r\nX_Custom: 1\r\nX-Forwarded-For: 127.0.0.1\r\nX-Forwarded-Proto: http\r\n\r\n",
+	} {
+		h, err := parseReq(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := string(h.appendRequest(nil, "127.0.0.1", keep)); got != want {
+			t.Errorf("underscores kept %v:\n%q\nwant\n%q", keep, got, want)
+		}
+	}
+
 	h, _ = parseReq("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
-	if got := string(h.appendRequest(nil, "::1")); !strings.HasSuffix(got, "X-Forwarded-For: ::1\r\nX-Forwarded-Proto: http\r\nConnection: keep-alive\r\n\r\n") {
+	if got := string(h.appendRequest(nil, "::1", false)); !strings.HasSuffix(got, "X-Forwarded-For: ::1\r\nX-Forwarded-Proto: http\r\nConnection: keep-alive\r\n\r\n") {
 		t.Errorf("HTTP/1.0 keep-alive request: %q", got)
 	}
 }
@@ -305,7 +322,7 @@ func FuzzParseRequest(f *testing.F) {
 		if err != nil {
 			return
 		}
-		out := h.appendRequest(nil, "127.0.0.1")
+		out := h.appendRequest(nil, "127.0.0.1", false)
 		h2, err := parseReq(string(out))
 		if errors.Is(err, errTooManyFields) && len(h.lines) > maxFields-3 {
 			return // the forwarded headers tender adds took it past the bound: a worker may say 431 too

@@ -868,3 +868,33 @@ func TestTrickledBodyIs408(t *testing.T) {
 	f.Signal(syscall.SIGTERM)
 	f.Wait(15 * time.Second)
 }
+
+// A header name with '_' does not reach the worker, where a CGI or WSGI environment would read
+// Transfer_Encoding as Transfer-Encoding; TENDER_UNDERSCORES_IN_HEADERS=true passes on the
+// others.
+func TestUnderscoredHeadersAreDropped(t *testing.T) {
+	for _, keep := range []bool{false, true} {
+		t.Run(fmt.Sprint("kept=", keep), func(t *testing.T) {
+			t.Parallel()
+			f := startFront(t, "http", []string{"TENDER_WORKERS=1", fmt.Sprint("TENDER_UNDERSCORES_IN_HEADERS=", keep)})
+			f.waitFor("1 ready", 10*time.Second, nReady(1))
+			c, err := net.Dial("tcp", f.Addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			fmt.Fprintf(c, "GET /headers HTTP/1.1\r\nHost: t\r\nTransfer_Encoding: chunked\r\nContent_Length: 5\r\nX_Custom: 1\r\nConnection: close\r\n\r\n")
+			_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			b, _ := io.ReadAll(c)
+			seen := strings.ToLower(string(b))
+			if !strings.HasPrefix(seen, "http/1.1 200") || strings.Contains(seen, "transfer_encoding") || strings.Contains(seen, "content_length") {
+				t.Errorf("the worker saw:\n%s", b)
+			}
+			if strings.Contains(seen, "x_custom: 1") != keep {
+				t.Errorf("X_Custom passed on: %v, want %v; the worker saw:\n%s", !keep, keep, b)
+			}
+			f.Signal(syscall.SIGTERM)
+			f.Wait(15 * time.Second)
+		})
+	}
+}

@@ -85,6 +85,7 @@ func listenFront(cfg *config.Config, log hclog.Logger) (apps.Router, error) {
 		HeaderTimeout: cfg.HeaderTimeout,
 		ClientTimeout: cfg.ClientTimeout,
 		BodyMinRate:   cfg.BodyMinRate,
+		Underscores:   cfg.Underscores,
 		WorkerTimeout: cfg.WorkerTimeout,
 	}, log)
 	if err != nil {
