@@ -331,7 +331,11 @@ func (hc *httpConn) exchange(be *Backend, up *upstream, stream, idempotent bool)
 		hc.waitBody(bodyDone)
 		return served, true
 	}
-	if werr == nil && rerr == nil && !untilClose && !bodyFailed && !hc.resp.connClose && !hc.resp.faultyFraming &&
+	// A response without a body (204, 304, an answer to HEAD) leaves its connection unused
+	// again: a worker that sends a body after it anyway, or a second response, sends it a moment
+	// later, and the next request on the connection, another client's maybe, would be answered
+	// with it. Nothing tells such bytes from the next answer but not asking on that connection.
+	if werr == nil && rerr == nil && hasBody && !untilClose && !bodyFailed && !hc.resp.connClose && !hc.resp.faultyFraming &&
 		(hc.resp.minor == 1 || hc.resp.connKeepAlive) {
 		be.release(up)
 	} else {
