@@ -3,6 +3,7 @@ package balancer
 import (
 	"bufio"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -178,6 +179,28 @@ func TestNoReuseAfterAResponseWithoutABody(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// The worker reads a request as tender did: an absolute-form target comes to it in origin
+// form with its host as Host (it came with a Host that disagreed), and HTTP/1.2 as HTTP/1.1.
+func TestWorkerSeesTheTargetTenderRead(t *testing.T) {
+	w := startRawWorker(t, func(r *http.Request, c net.Conn) bool {
+		seen := r.RequestURI + " " + r.Host + " " + r.Proto
+		fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(seen), seen)
+		return true
+	})
+	b := startBalancer(t, Config{}, w)
+	for raw, want := range map[string]string{
+		"GET http://other.example/x?q HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n": "/x?q other.example HTTP/1.1",
+		"GET /y HTTP/1.2\r\nHost: a\r\nConnection: close\r\n\r\n":                       "/y a HTTP/1.1",
+	} {
+		if got := roundTrip(t, b, raw); !strings.HasSuffix(got, "\r\n\r\n"+want) {
+			t.Errorf("%q reached the worker as %q, want %q", raw, got, want)
+		}
+	}
+	if got := roundTrip(t, b, "GET ftp://a/ HTTP/1.1\r\nHost: a\r\n\r\n"); statusOf(got) != "HTTP/1.1 400 Bad Request" {
+		t.Errorf("a target of another scheme: %q, want 400", got)
 	}
 }
 

@@ -37,6 +37,7 @@ var (
 	errConnOptions   = &httpError{431, "Request Header Fields Too Large: more than " + strconv.Itoa(maxConnOptions) + " Connection options"}
 	errURITooLong    = &httpError{414, "URI Too Long"}
 	errBadRequest    = &httpError{400, "Bad Request"}
+	errBadTarget     = &httpError{400, "Bad Request: a target neither /path, nor http:// or https:// and a host"}
 	errBadVersion    = &httpError{505, "HTTP Version Not Supported"}
 	errBadTransfer   = &httpError{501, "Not Implemented: unsupported Transfer-Encoding"}
 	errConnect       = &httpError{501, "Not Implemented: CONNECT"}
@@ -54,6 +55,11 @@ type head struct {
 	buf   []byte
 	first []byte   // the request or status line
 	lines [][]byte // header lines, without their line ends
+
+	// path is a request's target in origin form (or "*"); authority is the host of a target in
+	// absolute form, nil for other forms. A path of an absolute form may be empty, or start
+	// with its query.
+	path, authority []byte
 
 	minor         int // HTTP/1.<minor>
 	status        int // responses only
@@ -152,6 +158,9 @@ func (h *head) parseRequest() error {
 	if string(h.method) == "CONNECT" {
 		return errConnect // a tunnel to anywhere: nothing a worker behind tender should be asked for
 	}
+	if err := h.parseTarget(h.first[sp1+1 : sp2]); err != nil {
+		return err
+	}
 	if err := h.parseHeaders(true); err != nil {
 		return err
 	}
@@ -159,6 +168,46 @@ func (h *head) parseRequest() error {
 		return errMissingHost
 	}
 	return nil
+}
+
+// parseTarget reads a request-target in origin form (/path?query), in asterisk form (OPTIONS *)
+// or in absolute form (http://host/path?query, RFC 9112 3.2). An absolute form goes to the
+// worker in origin form with its host as Host (3.2.2): passed on as it came, its Host header
+// said one host and its target another, and a worker would pick either.
+func (h *head) parseTarget(target []byte) error {
+	h.path, h.authority = target, nil
+	switch {
+	case target[0] == '/':
+		return nil
+	case string(target) == "*" && string(h.method) == "OPTIONS":
+		return nil
+	}
+	rest, ok := cutSchemePrefix(target, "http://")
+	if !ok {
+		rest, ok = cutSchemePrefix(target, "https://")
+	}
+	if !ok {
+		return errBadTarget
+	}
+	end := bytes.IndexAny(rest, "/?")
+	if end < 0 {
+		end = len(rest)
+	}
+	// No user information: the worker has no use for it, and a Host cannot carry it.
+	authority := rest[:end]
+	if len(authority) == 0 || bytes.IndexByte(authority, '@') >= 0 || !isHost(authority) {
+		return errBadTarget
+	}
+	h.authority, h.path = authority, rest[end:]
+	return nil
+}
+
+// cutSchemePrefix is bytes.CutPrefix with the scheme's case ignored.
+func cutSchemePrefix(b []byte, prefix string) ([]byte, bool) {
+	if len(b) < len(prefix) || !equalFold(b[:len(prefix)], prefix) {
+		return b, false
+	}
+	return b[len(prefix):], true
 }
 
 // parseResponse parses a response head read by readHead. It refuses what parseRequest
@@ -314,17 +363,32 @@ func (h *head) hopByHop(name []byte, upgrade bool) bool {
 	return named
 }
 
-// appendRequest writes the request head as it goes to the worker: hop-by-hop headers dropped,
-// names with '_' dropped (unless keepUnderscores, and then only some), X-Forwarded-For and
-// -Proto added, and a Connection header of tender's own.
+// appendRequest writes the request head as it goes to the worker: the target in origin form
+// (the host of an absolute form as the Host header), in HTTP/1.0 or 1.1 (the version tender
+// speaks: RFC 9110 6.2), hop-by-hop headers dropped, names with '_' dropped (unless
+// keepUnderscores, and then only some), X-Forwarded-For and -Proto added, and a Connection
+// header of tender's own.
 func (h *head) appendRequest(out []byte, clientIP string, keepUnderscores bool) []byte {
 	upgrade := h.isUpgrade()
-	out = append(out, h.first...)
+	out = append(out, h.method...)
+	out = append(out, ' ')
+	if h.authority != nil && (len(h.path) == 0 || h.path[0] != '/') {
+		out = append(out, '/')
+	}
+	out = append(out, h.path...)
+	out = append(out, " HTTP/1."...)
+	out = append(out, '0'+byte(min(h.minor, 1)))
 	out = append(out, "\r\n"...)
+	if h.authority != nil {
+		out = append(out, "Host: "...)
+		out = append(out, h.authority...)
+		out = append(out, "\r\n"...)
+	}
 	for _, line := range h.lines {
 		colon := bytes.IndexByte(line, ':')
 		name := line[:colon]
-		if h.hopByHop(name, upgrade) || equalFold(name, "X-Forwarded-For") || underscored(name, keepUnderscores) {
+		if h.hopByHop(name, upgrade) || equalFold(name, "X-Forwarded-For") || underscored(name, keepUnderscores) ||
+			h.authority != nil && equalFold(name, "Host") {
 			continue
 		}
 		out = append(out, line...)

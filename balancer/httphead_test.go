@@ -36,6 +36,11 @@ func TestParseRequest(t *testing.T) {
 		{"same length twice", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\ncontent-length: 5\r\n\r\n", nil, func(h *head) bool { return h.contentLength == 5 }},
 		{"chunked", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding:  Chunked \r\n\r\n", nil, func(h *head) bool { return h.chunked }},
 		{"HTTP/1.2 as 1.1", "GET / HTTP/1.2\r\nHost: a\r\n\r\n", nil, func(h *head) bool { return h.minor == 2 && !h.wantsClose() }},
+		{"absolute form", "GET hTTp://other.example:8080/x?q HTTP/1.1\r\nHost: a\r\n\r\n", nil,
+			func(h *head) bool { return string(h.authority) == "other.example:8080" && string(h.path) == "/x?q" }},
+		{"absolute form, https, no path", "GET https://[::1] HTTP/1.1\r\nHost: a\r\n\r\n", nil,
+			func(h *head) bool { return string(h.authority) == "[::1]" && len(h.path) == 0 }},
+		{"OPTIONS *", "OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n", nil, func(h *head) bool { return h.authority == nil && string(h.path) == "*" }},
 		{"host with port, IPv6", "GET / HTTP/1.1\r\nHost: [::1]:8080\r\n\r\n", nil, func(h *head) bool { return h.host }},
 		{"8-bit header value", "GET / HTTP/1.1\r\nHost: a\r\nX-Name: caf\xc3\xa9\r\n\r\n", nil, func(h *head) bool { return true }},
 		{"close", "GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", nil, func(h *head) bool { return h.wantsClose() }},
@@ -52,6 +57,14 @@ func TestParseRequest(t *testing.T) {
 		{"lower-case version", "GET / http/1.1\r\nHost: a\r\n\r\n", errBadRequest, nil},
 		{"not a version", "GET / FOO/1.1\r\nHost: a\r\n\r\n", errBadRequest, nil},
 		{"CONNECT", "CONNECT evil:443 HTTP/1.1\r\nHost: evil:443\r\n\r\n", errConnect, nil},
+		{"authority form", "GET evil:443 HTTP/1.1\r\nHost: a\r\n\r\n", errBadTarget, nil},
+		{"relative target", "GET x/y HTTP/1.1\r\nHost: a\r\n\r\n", errBadTarget, nil},
+		{"GET *", "GET * HTTP/1.1\r\nHost: a\r\n\r\n", errBadTarget, nil},
+		{"another scheme", "GET ftp://a/x HTTP/1.1\r\nHost: a\r\n\r\n", errBadTarget, nil},
+		{"no host in the target", "GET http:///x HTTP/1.1\r\nHost: a\r\n\r\n", errBadTarget, nil},
+		{"user information", "GET http://user:pw@a/x HTTP/1.1\r\nHost: a\r\n\r\n", errBadTarget, nil},
+		{"a fragment for a host", "GET http://a#x HTTP/1.1\r\nHost: a\r\n\r\n", errBadTarget, nil},
+		{"absolute form, no Host in 1.1", "GET http://a/ HTTP/1.1\r\n\r\n", errMissingHost, nil},
 		{"control character in target", "GET /a\x01b HTTP/1.1\r\nHost: a\r\n\r\n", errBadRequest, nil},
 		{"8-bit target", "GET /caf\xc3\xa9 HTTP/1.1\r\nHost: a\r\n\r\n", errBadRequest, nil},
 		{"NUL in a value", "GET / HTTP/1.1\r\nHost: a\r\nX-A: a\x00b\r\n\r\n", errBadHeaderByte, nil},
@@ -184,6 +197,23 @@ func TestRequestRewrite(t *testing.T) {
 		}
 		if got := string(h.appendRequest(nil, "127.0.0.1", keep)); got != want {
 			t.Errorf("underscores kept %v:\n%q\nwant\n%q", keep, got, want)
+		}
+	}
+
+	// An absolute form goes out in origin form, its host as the one Host (RFC 9112 3.2.2), and
+	// a version above 1.1 as 1.1, the version tender speaks.
+	for raw, want := range map[string]string{
+		"GET http://other.example/x?q HTTP/1.1\r\nX-A: 1\r\nHost: a\r\n\r\n": "GET /x?q HTTP/1.1\r\nHost: other.example\r\nX-A: 1\r\n",
+		"GET HTTPS://b:81?q HTTP/1.2\r\nHost: a\r\n\r\n":                     "GET /?q HTTP/1.1\r\nHost: b:81\r\n",
+		"HEAD http://b HTTP/1.0\r\n\r\n":                                     "HEAD / HTTP/1.0\r\nHost: b\r\n",
+		"OPTIONS * HTTP/1.7\r\nHost: a\r\n\r\n":                              "OPTIONS * HTTP/1.1\r\nHost: a\r\n",
+	} {
+		h, err := parseReq(raw)
+		if err != nil {
+			t.Fatalf("%q: %v", raw, err)
+		}
+		if got := string(h.appendRequest(nil, "", false)); !strings.HasPrefix(got, want) || strings.Count(got, "Host:") != 1 {
+			t.Errorf("%q went out as\n%q\nwant it to start\n%q", raw, got, want)
 		}
 	}
 
