@@ -34,9 +34,6 @@ const (
 	writeBuf = 8 << 10
 	// smallBody is how much of a request body may go out with its head in one write.
 	smallBody = 16 << 10
-	// attempts bounds the tries of one request: connects that fail, reused connections that
-	// turn out closed.
-	attempts = 4
 	// bodySettle is how long a response waits for the copy of its request's body to end: a
 	// worker that answered once it had read the whole body may be a moment ahead of the copy.
 	bodySettle = 5 * time.Millisecond
@@ -125,9 +122,14 @@ func (hc *httpConn) forward() bool {
 	idempotent := isIdempotent(req.method)
 
 	var tried []*Backend
+	var retryBy time.Time // set at the first failed try
 	short := shortage{b: hc.b}
-	for attempt := 1; ; attempt++ {
-		be, err := hc.b.router.Acquire(tried)
+	for {
+		if !retryBy.IsZero() && time.Now().After(retryBy) {
+			hc.fail(&httpError{502, "Bad Gateway: no worker answered within " + hc.b.cfg.QueueTimeout.String()})
+			return false
+		}
+		be, err := hc.acquire(tried, retryBy)
 		if err != nil {
 			hc.fail(&httpError{503, "Service Unavailable: " + err.Error()})
 			return false
@@ -146,24 +148,38 @@ func (hc *httpConn) forward() bool {
 				hc.fail(&httpError{503, "Service Unavailable: tender cannot connect to a worker: " + errnoText(err)})
 				return false
 			}
-			attempt--
 			continue
 		}
-		// A connect that failed, or a fresh connection that broke: that worker is in trouble
-		// (it just died, say) and the next try goes elsewhere. A reused connection that broke
-		// was most likely closed by the worker just now: try again, maybe the same worker.
-		if err != nil || !up.reused {
-			tried = append(tried, be)
-		} else {
-			be.dropIdle()
+		if retryBy.IsZero() {
+			retryBy = time.Now().Add(hc.b.cfg.QueueTimeout)
 		}
-		// A worker that took the request and closed without an answer is alive: when no other
-		// worker is there to ask, there is nothing to wait for in the queue.
-		if attempt == attempts || err == nil && !up.reused && !hc.b.router.AnyBut(tried) {
-			hc.fail(&httpError{502, "Bad Gateway: no worker answered"})
+		if err == nil && up.reused {
+			// A kept-alive connection that broke was most likely closed by the worker just
+			// now (its keep-alive timeout, or its death): try again, the same worker maybe,
+			// on a new connection.
+			be.dropIdle()
+			continue
+		}
+		// The worker refused the connect, or closed a new connection: it died, or it is
+		// stopping. The next try goes to another worker, its replacement maybe, which the
+		// request waits for in the queue when there is none.
+		tried = append(tried, be)
+		if err == nil && !hc.b.router.AnyBut(tried) && be.Routable() && be.answers() {
+			// Yet its port still accepts: it is alive, and hung up on this request. With no
+			// other worker to ask, there is nothing to wait for.
+			hc.fail(&httpError{502, "Bad Gateway: the worker closed the connection without an answer, and no other worker is there to ask"})
 			return false
 		}
 	}
+}
+
+// acquire is the worker for the next try of the request: after a failed try, the request
+// waits in the queue for one until retryBy, TENDER_QUEUE_TIMEOUT after its first failed try.
+func (hc *httpConn) acquire(tried []*Backend, retryBy time.Time) (*Backend, error) {
+	if retryBy.IsZero() {
+		return hc.b.router.Acquire(tried)
+	}
+	return hc.b.router.AcquireBy(tried, retryBy)
 }
 
 // isIdempotent says whether a request may be sent twice (RFC 9110 9.2.2).
@@ -241,8 +257,10 @@ func (hc *httpConn) exchange(be *Backend, up *upstream, stream, idempotent bool)
 				hc.fail(&httpError{408, "Request Timeout: the request's body stopped coming"})
 			case errors.Is(bodyErr, errBadChunk):
 				hc.fail(&httpError{400, "Bad Request: " + errBadChunk.Error()})
-			default:
+			case errors.As(err, &malformed):
 				hc.fail(&httpError{502, "Bad Gateway: no valid response from the worker"})
+			default:
+				hc.fail(&httpError{502, "Bad Gateway: the worker closed the connection without an answer, and may have acted on the request: it is not sent again"})
 			}
 			return failed, true
 		}
