@@ -118,8 +118,10 @@ func TestSeedScenarioSpreadsLongSessions(t *testing.T) {
 
 // Concurrency 1 with 4 workers and 8 concurrent requests: 4 are served, 4 wait in the queue
 // and are served in order as slots free; with the queue full, the next gets 503 at once. The
-// first four hold their workers 400, 600, 800 and 1000 ms, so that the slots free one at a
-// time and the queued requests, each held 300 ms, must end in the order they came.
+// first four hold their workers 5, 5.2, 5.4 and 5.6 s, so that the slots free one at a time
+// and the queued requests, each held 300 ms, must end in the order they came; 5 s leave room
+// for the eight looks at the status that set the scene, which take a while on a loaded
+// machine (with holds of 400 ms, the first request ended before the fourth was seen).
 func TestConcurrencyLimitAndQueue(t *testing.T) {
 	t.Parallel()
 	f := startFront(t, "http", []string{"TENDER_WORKERS=4", "TENDER_CONCURRENCY=1", "TENDER_QUEUE_SIZE=4"})
@@ -134,7 +136,7 @@ func TestConcurrencyLimitAndQueue(t *testing.T) {
 	for i := 0; i < 8; i++ {
 		hold := 300
 		if i < 4 {
-			hold = 400 + 200*i
+			hold = 5000 + 200*i
 		}
 		go func() {
 			code, _, _ := f.get(&http.Client{}, fmt.Sprintf("/hold?ms=%d", hold))
