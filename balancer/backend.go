@@ -110,6 +110,18 @@ func (b *Backend) connect() (*upstream, error) {
 	return u, nil
 }
 
+// answers reports whether the backend's port accepts a connection: a worker that closed a
+// connection without an answer and still answers is alive; one that died, or is stopping, has
+// closed its port.
+func (b *Backend) answers() bool {
+	c, err := net.DialTimeout("tcp", b.Addr, dialTimeout)
+	if err != nil {
+		return false
+	}
+	c.Close()
+	return true
+}
+
 // slidingDeadline keeps a connection's deadline a timeout ahead of the last read or write. It
 // is moved on only once a tenth of the timeout has passed (setting one costs a timer update),
 // to the timeout and a tenth ahead: a silence is never cut short of the timeout, and at most a

@@ -22,6 +22,8 @@ type Config struct {
 	QueueTimeout  time.Duration
 	HeaderTimeout time.Duration // for a request's head
 	ClientTimeout time.Duration // a silent client, idle between requests or while sending a body
+	BodyMinRate   int64         // bytes a second a request body must keep to on average; 0 = none
+	Underscores   bool          // pass on request headers with '_' in their names (some: see underscored)
 	WorkerTimeout time.Duration // a silent worker, or one that leaves the request unread (http); 0 = none
 }
 
@@ -179,6 +181,9 @@ func (b *Balancer) serveTCP(client net.Conn, free func()) {
 	}
 }
 
+// copyBuf is the buffer of each direction of a copy with goroutines.
+const copyBuf = 32 << 10
+
 // halfCloser is a connection that can close its writing half (TCP and unix sockets).
 type halfCloser interface {
 	CloseWrite() error
@@ -200,9 +205,13 @@ func pipe(client, worker net.Conn, linger time.Duration) {
 	<-done
 }
 
-// copyHalf copies src to dst and half-closes dst.
+// copyHalf copies src to dst and half-closes dst. It reads and writes through a buffer of its
+// own: io.Copy between two TCP connections splices through pipes from a pool of the Go
+// runtime's, two more descriptors each way, which stay open long after the copy (until a
+// garbage collection), and which tender's count of descriptors does not foresee.
 func copyHalf(dst, src net.Conn) {
-	_, _ = io.Copy(dst, src)
+	buf := make([]byte, copyBuf)
+	_, _ = io.CopyBuffer(struct{ io.Writer }{dst}, struct{ io.Reader }{src}, buf)
 	if hc, ok := dst.(halfCloser); ok {
 		_ = hc.CloseWrite()
 	} else {

@@ -15,12 +15,14 @@ import (
 type httpConn struct {
 	b    *Balancer
 	c    net.Conn
-	br   *bufio.Reader
+	in   clientReader
+	br   *bufio.Reader // reads through in
 	bw   *bufio.Writer
 	ip   string
 	idle atomic.Bool // waiting for the next request: Close may let it go
 
 	cw        clientWriter
+	body      bodyClock
 	req, resp head
 	reqOut    []byte // the request as it goes to the worker, kept whole for a retry
 	out       []byte // a response head going to the client
@@ -32,16 +34,15 @@ const (
 	writeBuf = 8 << 10
 	// smallBody is how much of a request body may go out with its head in one write.
 	smallBody = 16 << 10
-	// attempts bounds the tries of one request: connects that fail, reused connections that
-	// turn out closed.
-	attempts = 4
 	// bodySettle is how long a response waits for the copy of its request's body to end: a
 	// worker that answered once it had read the whole body may be a moment ahead of the copy.
 	bodySettle = 5 * time.Millisecond
 )
 
 func (b *Balancer) serveHTTP(c net.Conn) {
-	hc := &httpConn{b: b, c: c, br: bufio.NewReaderSize(c, readBuf)}
+	hc := &httpConn{b: b, c: c, in: clientReader{c: c}}
+	hc.br = bufio.NewReaderSize(&hc.in, readBuf)
+	hc.body = bodyClock{rate: float64(b.cfg.BodyMinRate), window: b.cfg.ClientTimeout}
 	hc.cw = clientWriter{c: c, timeout: b.cfg.ClientTimeout}
 	hc.bw = bufio.NewWriterSize(&hc.cw, writeBuf)
 	if tcp, ok := c.RemoteAddr().(*net.TCPAddr); ok {
@@ -108,7 +109,7 @@ const (
 // whether the client connection goes on.
 func (hc *httpConn) forward() bool {
 	req := &hc.req
-	hc.reqOut = req.appendRequest(hc.reqOut[:0], hc.ip)
+	hc.reqOut = req.appendRequest(hc.reqOut[:0], hc.ip, hc.b.cfg.Underscores)
 	// A small body that is already here goes out with the head in one write, and the request
 	// stays whole in reqOut for a retry. A larger one is streamed, and never retried.
 	stream := req.chunked || req.contentLength > 0
@@ -121,9 +122,14 @@ func (hc *httpConn) forward() bool {
 	idempotent := isIdempotent(req.method)
 
 	var tried []*Backend
+	var retryBy time.Time // set at the first failed try
 	short := shortage{b: hc.b}
-	for attempt := 1; ; attempt++ {
-		be, err := hc.b.router.Acquire(tried)
+	for {
+		if !retryBy.IsZero() && time.Now().After(retryBy) {
+			hc.fail(&httpError{502, "Bad Gateway: no worker answered within " + hc.b.cfg.QueueTimeout.String()})
+			return false
+		}
+		be, err := hc.acquire(tried, retryBy)
 		if err != nil {
 			hc.fail(&httpError{503, "Service Unavailable: " + err.Error()})
 			return false
@@ -142,24 +148,38 @@ func (hc *httpConn) forward() bool {
 				hc.fail(&httpError{503, "Service Unavailable: tender cannot connect to a worker: " + errnoText(err)})
 				return false
 			}
-			attempt--
 			continue
 		}
-		// A connect that failed, or a fresh connection that broke: that worker is in trouble
-		// (it just died, say) and the next try goes elsewhere. A reused connection that broke
-		// was most likely closed by the worker just now: try again, maybe the same worker.
-		if err != nil || !up.reused {
-			tried = append(tried, be)
-		} else {
-			be.dropIdle()
+		if retryBy.IsZero() {
+			retryBy = time.Now().Add(hc.b.cfg.QueueTimeout)
 		}
-		// A worker that took the request and closed without an answer is alive: when no other
-		// worker is there to ask, there is nothing to wait for in the queue.
-		if attempt == attempts || err == nil && !up.reused && !hc.b.router.AnyBut(tried) {
-			hc.fail(&httpError{502, "Bad Gateway: no worker answered"})
+		if err == nil && up.reused {
+			// A kept-alive connection that broke was most likely closed by the worker just
+			// now (its keep-alive timeout, or its death): try again, the same worker maybe,
+			// on a new connection.
+			be.dropIdle()
+			continue
+		}
+		// The worker refused the connect, or closed a new connection: it died, or it is
+		// stopping. The next try goes to another worker, its replacement maybe, which the
+		// request waits for in the queue when there is none.
+		tried = append(tried, be)
+		if err == nil && !hc.b.router.AnyBut(tried) && be.Routable() && be.answers() {
+			// Yet its port still accepts: it is alive, and hung up on this request. With no
+			// other worker to ask, there is nothing to wait for.
+			hc.fail(&httpError{502, "Bad Gateway: the worker closed the connection without an answer, and no other worker is there to ask"})
 			return false
 		}
 	}
+}
+
+// acquire is the worker for the next try of the request: after a failed try, the request
+// waits in the queue for one until retryBy, TENDER_QUEUE_TIMEOUT after its first failed try.
+func (hc *httpConn) acquire(tried []*Backend, retryBy time.Time) (*Backend, error) {
+	if retryBy.IsZero() {
+		return hc.b.router.Acquire(tried)
+	}
+	return hc.b.router.AcquireBy(tried, retryBy)
 }
 
 // isIdempotent says whether a request may be sent twice (RFC 9110 9.2.2).
@@ -230,12 +250,17 @@ func (hc *httpConn) exchange(be *Backend, up *upstream, stream, idempotent bool)
 			}
 			switch {
 			case answered:
+			case errors.Is(bodyErr, errBodyTooSlow):
+				hc.fail(&httpError{408, "Request Timeout: the request's body came slower than " +
+					strconv.FormatInt(hc.b.cfg.BodyMinRate, 10) + " bytes a second for too long"})
 			case isTimeout(bodyErr):
 				hc.fail(&httpError{408, "Request Timeout: the request's body stopped coming"})
 			case errors.Is(bodyErr, errBadChunk):
 				hc.fail(&httpError{400, "Bad Request: " + errBadChunk.Error()})
-			default:
+			case errors.As(err, &malformed):
 				hc.fail(&httpError{502, "Bad Gateway: no valid response from the worker"})
+			default:
+				hc.fail(&httpError{502, "Bad Gateway: the worker closed the connection without an answer, and may have acted on the request: it is not sent again"})
 			}
 			return failed, true
 		}
@@ -324,7 +349,11 @@ func (hc *httpConn) exchange(be *Backend, up *upstream, stream, idempotent bool)
 		hc.waitBody(bodyDone)
 		return served, true
 	}
-	if werr == nil && rerr == nil && !untilClose && !bodyFailed && !hc.resp.connClose && !hc.resp.faultyFraming &&
+	// A response without a body (204, 304, an answer to HEAD) leaves its connection unused
+	// again: a worker that sends a body after it anyway, or a second response, sends it a moment
+	// later, and the next request on the connection, another client's maybe, would be answered
+	// with it. Nothing tells such bytes from the next answer but not asking on that connection.
+	if werr == nil && rerr == nil && hasBody && !untilClose && !bodyFailed && !hc.resp.connClose && !hc.resp.faultyFraming &&
 		(hc.resp.minor == 1 || hc.resp.connKeepAlive) {
 		be.release(up)
 	} else {
@@ -363,19 +392,38 @@ func (hc *httpConn) waitBody(done chan error) error {
 }
 
 // copyRequestBody streams the request body to the worker. A client that stays silent for
-// CLIENT_TIMEOUT, or goes away, ends it; the worker connection is then closed (by the caller)
-// so that the response read ends too.
+// CLIENT_TIMEOUT, falls that far behind BODY_MIN_RATE (errBodyTooSlow), or goes away, ends it;
+// the worker connection is then closed (by the caller) so that the response read ends too.
+// The time tender waits to write to the worker is not the client's.
 func (hc *httpConn) copyRequestBody(up *upstream) error {
-	before := func() error { return hc.c.SetReadDeadline(time.Now().Add(hc.b.cfg.ClientTimeout)) }
-	if hc.req.chunked {
-		return copyChunked(&up.io, hc.br, before, nil)
+	hc.body.start()
+	hc.in.clock = &hc.body
+	defer func() { hc.in.clock = nil }()
+	byRate := false // the deadline set is the rate's, shorter than the client timeout
+	before := func() error {
+		left := hc.body.left()
+		if left <= 0 {
+			return errBodyTooSlow
+		}
+		byRate = left < hc.b.cfg.ClientTimeout
+		return hc.c.SetReadDeadline(time.Now().Add(left))
 	}
-	_, err := copyN(&up.io, hc.br, hc.req.contentLength, before, nil)
+	var err error
+	if hc.req.chunked {
+		err = copyChunked(&up.io, hc.br, before, nil)
+	} else {
+		_, err = copyN(&up.io, hc.br, hc.req.contentLength, before, nil)
+	}
+	if byRate && isTimeout(err) {
+		return errBodyTooSlow
+	}
 	return err
 }
 
 // tunnel passes bytes both ways after a 101 Switching Protocols, for as long as both sides
-// keep the connection: the whole WebSocket is one session.
+// keep the connection: the whole WebSocket is one session. Its bytes go through the event loop
+// of tcp mode, which holds the tunnel's two descriptors and nothing else, and closes them with
+// it; it returns once the loop is done.
 func (hc *httpConn) tunnel(up *upstream) {
 	hc.cw.setDeadline(time.Time{}) // the tunnel has timeouts of its own
 	if n := hc.br.Buffered(); n > 0 {
@@ -392,7 +440,13 @@ func (hc *httpConn) tunnel(up *upstream) {
 		}
 		_, _ = up.br.Discard(n)
 	}
-	pipe(hc.c, up.conn, hc.b.cfg.ClientTimeout)
+	done := make(chan struct{})
+	if err := serveLoop(hc.c, up.conn, hc.b.cfg.ClientTimeout, func() { close(done) }); err != nil {
+		hc.b.log.Debug("no event loop for a tunnel; copying with goroutines", "error", err)
+		pipe(hc.c, up.conn, hc.b.cfg.ClientTimeout)
+		return
+	}
+	<-done
 }
 
 // clientWriter writes to the client with a write deadline TENDER_CLIENT_TIMEOUT ahead (a

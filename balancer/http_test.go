@@ -3,6 +3,7 @@ package balancer
 import (
 	"bufio"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -140,6 +141,66 @@ func TestWorkerBytesBeyondTheResponseAreNoAnswer(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A response without a body (204, 304, an answer to HEAD) leaves its connection unused again:
+// a worker that sent a body or a second response after it, 150 ms later, had it delivered
+// to the next request on the kept-alive connection, another client's, 5 times in 5.
+func TestNoReuseAfterAResponseWithoutABody(t *testing.T) {
+	for _, tc := range []struct{ name, request, answer string }{
+		{"204", "GET /nobody HTTP/1.1\r\nHost: a\r\n\r\n", "HTTP/1.1 204 No Content\r\n\r\n"},
+		{"304", "GET /nobody HTTP/1.1\r\nHost: a\r\n\r\n", "HTTP/1.1 304 Not Modified\r\n\r\n"},
+		{"HEAD", "HEAD /nobody HTTP/1.1\r\nHost: a\r\n\r\n", "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			w := startRawWorker(t, func(r *http.Request, c net.Conn) bool {
+				if r.URL.Path == "/nobody" {
+					io.WriteString(c, tc.answer)
+					time.Sleep(150 * time.Millisecond)
+					io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nEVIL!")
+					return true
+				}
+				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\ngood")
+				return true
+			})
+			b := startBalancer(t, Config{}, w)
+			for i := range 5 {
+				first := dial(t, b)
+				io.WriteString(first, tc.request)
+				_ = first.SetReadDeadline(time.Now().Add(2 * time.Second))
+				method, _, _ := strings.Cut(tc.request, " ")
+				if resp, err := http.ReadResponse(bufio.NewReader(first), &http.Request{Method: method}); err != nil || resp.Body.Close() != nil {
+					t.Fatalf("round %d: the first request: %v", i, err)
+				}
+				if got := roundTrip(t, b, "GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"); !strings.HasSuffix(got, "\r\n\r\ngood") {
+					t.Fatalf("round %d: the next client got %q", i, got)
+				}
+			}
+		})
+	}
+}
+
+// The worker reads a request as tender did: an absolute-form target comes to it in origin
+// form with its host as Host (it came with a Host that disagreed), and HTTP/1.2 as HTTP/1.1.
+func TestWorkerSeesTheTargetTenderRead(t *testing.T) {
+	w := startRawWorker(t, func(r *http.Request, c net.Conn) bool {
+		seen := r.RequestURI + " " + r.Host + " " + r.Proto
+		fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(seen), seen)
+		return true
+	})
+	b := startBalancer(t, Config{}, w)
+	for raw, want := range map[string]string{
+		"GET http://other.example/x?q HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n": "/x?q other.example HTTP/1.1",
+		"GET /y HTTP/1.2\r\nHost: a\r\nConnection: close\r\n\r\n":                       "/y a HTTP/1.1",
+	} {
+		if got := roundTrip(t, b, raw); !strings.HasSuffix(got, "\r\n\r\n"+want) {
+			t.Errorf("%q reached the worker as %q, want %q", raw, got, want)
+		}
+	}
+	if got := roundTrip(t, b, "GET ftp://a/ HTTP/1.1\r\nHost: a\r\n\r\n"); statusOf(got) != "HTTP/1.1 400 Bad Request" {
+		t.Errorf("a target of another scheme: %q, want 400", got)
 	}
 }
 

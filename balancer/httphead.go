@@ -8,8 +8,20 @@ import (
 	"strconv"
 )
 
-// maxHead bounds a request's head (request line and headers): past it, 431.
-const maxHead = 32 << 10
+// Bounds of a head, past which a request is refused (431) and a response is malformed (502).
+// Each bounds the work of one head too: every header line is looked up among the names that
+// Connection lists.
+const (
+	// maxHead bounds the bytes of a head as received, line ends and the empty lines allowed
+	// before a request included.
+	maxHead = 32 << 10
+	// maxFields bounds the header lines of a head, as Apache's LimitRequestFields (100) and
+	// HAProxy's tune.http.maxhdr (101, with the request line) do.
+	maxFields = 100
+	// maxConnOptions bounds the options that Connection headers list, all together: a client
+	// has a use for a few (close, keep-alive, Upgrade, TE and the names of a few headers).
+	maxConnOptions = 32
+)
 
 // httpError is a request the balancer answers itself.
 type httpError struct {
@@ -21,8 +33,11 @@ func (e *httpError) Error() string { return strconv.Itoa(e.code) + " " + e.msg }
 
 var (
 	errHeadTooLarge  = &httpError{431, "Request Header Fields Too Large"}
+	errTooManyFields = &httpError{431, "Request Header Fields Too Large: more than " + strconv.Itoa(maxFields) + " header lines"}
+	errConnOptions   = &httpError{431, "Request Header Fields Too Large: more than " + strconv.Itoa(maxConnOptions) + " Connection options"}
 	errURITooLong    = &httpError{414, "URI Too Long"}
 	errBadRequest    = &httpError{400, "Bad Request"}
+	errBadTarget     = &httpError{400, "Bad Request: a target neither /path, nor http:// or https:// and a host"}
 	errBadVersion    = &httpError{505, "HTTP Version Not Supported"}
 	errBadTransfer   = &httpError{501, "Not Implemented: unsupported Transfer-Encoding"}
 	errConnect       = &httpError{501, "Not Implemented: CONNECT"}
@@ -41,6 +56,11 @@ type head struct {
 	first []byte   // the request or status line
 	lines [][]byte // header lines, without their line ends
 
+	// path is a request's target in origin form (or "*"); authority is the host of a target in
+	// absolute form, nil for other forms. A path of an absolute form may be empty, or start
+	// with its query.
+	path, authority []byte
+
 	minor         int // HTTP/1.<minor>
 	status        int // responses only
 	method        []byte
@@ -57,18 +77,23 @@ type head struct {
 	expect100     bool
 	host          bool
 	hasXFP        bool
-	xff           []byte   // the X-Forwarded-For values already present, joined
-	connTokens    [][]byte // other header names listed in Connection: hop-by-hop too
+	xff           []byte // the X-Forwarded-For values already present, joined
+	// connNamed holds the other header names listed in Connection, in lower case: hop-by-hop
+	// too. A set, so that each header line of the head is one look-up, however many there are.
+	connNamed map[string]struct{}
+	lower     []byte // a name in lower case, to look it up in connNamed
 }
 
 // readHead reads a head from br into h.buf: lines up to the empty line. A line longer than
-// br's buffer, or a head past maxHead, is errHeadTooLarge (errURITooLong for the first line).
-// A line may end in CRLF or a bare LF (RFC 9112 2.2); tender passes it on ending in CRLF.
+// br's buffer, or a head past maxHead bytes, is errHeadTooLarge (errURITooLong for the first
+// line), more than maxFields header lines errTooManyFields. A line may end in CRLF or a bare LF
+// (RFC 9112 2.2); tender passes it on ending in CRLF.
 func (h *head) readHead(br *bufio.Reader) error {
 	h.buf = h.buf[:0]
 	h.lines = h.lines[:0]
 	starts := [64]int{}
 	offsets := starts[:0]
+	received := 0
 	for {
 		line, err := br.ReadSlice('\n')
 		if errors.Is(err, bufio.ErrBufferFull) {
@@ -84,7 +109,7 @@ func (h *head) readHead(br *bufio.Reader) error {
 			}
 			return err
 		}
-		if len(h.buf)+len(line) > maxHead {
+		if received += len(line); received > maxHead {
 			return errHeadTooLarge
 		}
 		line = trimEOL(line)
@@ -93,6 +118,9 @@ func (h *head) readHead(br *bufio.Reader) error {
 				continue // stray line ends between requests are allowed (RFC 9112 2.2)
 			}
 			break
+		}
+		if len(offsets) > 2*maxFields { // the first line and maxFields header lines are in
+			return errTooManyFields
 		}
 		offsets = append(offsets, len(h.buf))
 		h.buf = append(h.buf, line...)
@@ -130,12 +158,47 @@ func (h *head) parseRequest() error {
 	if string(h.method) == "CONNECT" {
 		return errConnect // a tunnel to anywhere: nothing a worker behind tender should be asked for
 	}
+	if err := h.parseTarget(h.first[sp1+1 : sp2]); err != nil {
+		return err
+	}
 	if err := h.parseHeaders(true); err != nil {
 		return err
 	}
 	if h.minor >= 1 && !h.host {
 		return errMissingHost
 	}
+	return nil
+}
+
+// parseTarget reads a request-target in origin form (/path?query), in asterisk form (OPTIONS *)
+// or in absolute form (http://host/path?query, RFC 9112 3.2). An absolute form goes to the
+// worker in origin form with its host as Host (3.2.2): passed on as it came, its Host header
+// said one host and its target another, and a worker would pick either.
+func (h *head) parseTarget(target []byte) error {
+	h.path, h.authority = target, nil
+	switch {
+	case target[0] == '/':
+		return nil
+	case string(target) == "*" && string(h.method) == "OPTIONS":
+		return nil
+	}
+	rest, ok := cutSchemePrefix(target, "http://")
+	if !ok {
+		rest, ok = cutSchemePrefix(target, "https://")
+	}
+	if !ok {
+		return errBadTarget
+	}
+	end := bytes.IndexAny(rest, "/?")
+	if end < 0 {
+		end = len(rest)
+	}
+	// No user information: the worker has no use for it, and a Host cannot carry it.
+	authority := rest[:end]
+	if len(authority) == 0 || bytes.IndexByte(authority, '@') >= 0 || !isHost(authority) {
+		return errBadTarget
+	}
+	h.authority, h.path = authority, rest[end:]
 	return nil
 }
 
@@ -181,7 +244,8 @@ func (h *head) parseHeaders(request bool) error {
 	h.chunked, h.transfer, h.connClose, h.connKeepAlive, h.connUpgrade = false, false, false, false, false
 	h.upgrade, h.expect100, h.host, h.hasXFP = false, false, false, false
 	h.xff = h.xff[:0]
-	h.connTokens = h.connTokens[:0]
+	clear(h.connNamed)
+	options := 0
 	for _, line := range h.lines {
 		if line[0] == ' ' || line[0] == '\t' {
 			return errBadHeaderName // obs-fold
@@ -209,6 +273,9 @@ func (h *head) parseHeaders(request bool) error {
 			h.chunked = lastToken(value, "chunked")
 		case equalFold(name, "Connection"):
 			forEachToken(value, func(tok []byte) {
+				if options++; options > maxConnOptions {
+					return // refused below; nothing more to keep
+				}
 				switch {
 				case equalFold(tok, "close"):
 					h.connClose = true
@@ -219,9 +286,16 @@ func (h *head) parseHeaders(request bool) error {
 				case equalFold(tok, "Content-Length"), equalFold(tok, "Transfer-Encoding"), equalFold(tok, "Host"):
 					// Never dropped: the next hop needs them to read the message as tender did.
 				default:
-					h.connTokens = append(h.connTokens, tok)
+					if h.connNamed == nil {
+						h.connNamed = map[string]struct{}{}
+					}
+					h.lower = appendLower(h.lower[:0], tok)
+					h.connNamed[string(h.lower)] = struct{}{}
 				}
 			})
+			if options > maxConnOptions {
+				return errConnOptions
+			}
 		case equalFold(name, "Upgrade"):
 			h.upgrade = true
 		case equalFold(name, "Host"):
@@ -273,24 +347,40 @@ func (h *head) hopByHop(name []byte, upgrade bool) bool {
 	case equalFold(name, "Upgrade"):
 		return !upgrade
 	}
-	for _, tok := range h.connTokens {
-		if equalFold(name, string(tok)) {
-			return true
-		}
+	if len(h.connNamed) == 0 {
+		return false
 	}
-	return false
+	h.lower = appendLower(h.lower[:0], name)
+	_, named := h.connNamed[string(h.lower)]
+	return named
 }
 
-// appendRequest writes the request head as it goes to the worker: hop-by-hop headers dropped,
-// X-Forwarded-For and -Proto added, and a Connection header of tender's own.
-func (h *head) appendRequest(out []byte, clientIP string) []byte {
+// appendRequest writes the request head as it goes to the worker: the target in origin form
+// (the host of an absolute form as the Host header), in HTTP/1.0 or 1.1 (the version tender
+// speaks: RFC 9110 6.2), hop-by-hop headers dropped, names with '_' dropped (unless
+// keepUnderscores, and then only some), X-Forwarded-For and -Proto added, and a Connection
+// header of tender's own.
+func (h *head) appendRequest(out []byte, clientIP string, keepUnderscores bool) []byte {
 	upgrade := h.isUpgrade()
-	out = append(out, h.first...)
+	out = append(out, h.method...)
+	out = append(out, ' ')
+	if h.authority != nil && (len(h.path) == 0 || h.path[0] != '/') {
+		out = append(out, '/')
+	}
+	out = append(out, h.path...)
+	out = append(out, " HTTP/1."...)
+	out = append(out, '0'+byte(min(h.minor, 1)))
 	out = append(out, "\r\n"...)
+	if h.authority != nil {
+		out = append(out, "Host: "...)
+		out = append(out, h.authority...)
+		out = append(out, "\r\n"...)
+	}
 	for _, line := range h.lines {
 		colon := bytes.IndexByte(line, ':')
 		name := line[:colon]
-		if h.hopByHop(name, upgrade) || equalFold(name, "X-Forwarded-For") {
+		if h.hopByHop(name, upgrade) || equalFold(name, "X-Forwarded-For") || underscored(name, keepUnderscores) ||
+			h.authority != nil && equalFold(name, "Host") {
 			continue
 		}
 		out = append(out, line...)
@@ -315,6 +405,29 @@ func (h *head) appendRequest(out []byte, clientIP string) []byte {
 		out = append(out, "Connection: keep-alive\r\n"...)
 	}
 	return append(out, "\r\n"...)
+}
+
+// underscored reports whether a request header's name has a '_' that must not reach the
+// worker. CGI, WSGI and PHP read '_' and '-' alike (both become HTTP_..._...), so that
+// Transfer_Encoding would frame the request for the worker otherwise than for tender, and
+// X_Forwarded_For would pass for tender's own header: such names are dropped, as nginx does
+// (underscores_in_headers off). keepUnderscores (TENDER_UNDERSCORES_IN_HEADERS) keeps the
+// others, never those that read as a header tender reads or writes itself.
+func underscored(name []byte, keepUnderscores bool) bool {
+	if bytes.IndexByte(name, '_') < 0 {
+		return false
+	}
+	if !keepUnderscores {
+		return true
+	}
+	dashed := bytes.ReplaceAll(name, []byte("_"), []byte("-"))
+	for _, own := range [...]string{"Content-Length", "Transfer-Encoding", "Connection", "Keep-Alive",
+		"Proxy-Connection", "Upgrade", "X-Forwarded-For", "X-Forwarded-Proto"} {
+		if equalFold(dashed, own) {
+			return true
+		}
+	}
+	return false
 }
 
 // appendResponse writes the response head as it goes to the client, in tender's own HTTP
@@ -348,114 +461,3 @@ func (h *head) appendResponse(out []byte, closeClient, keepAlive10 bool) []byte 
 func responseHasBody(method []byte, status int) bool {
 	return status >= 200 && status != 204 && status != 304 && string(method) != "HEAD"
 }
-
-func parseLength(v []byte) (int64, bool) {
-	if len(v) == 0 || len(v) > 18 {
-		return 0, false
-	}
-	var n int64
-	for _, c := range v {
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-		n = n*10 + int64(c-'0')
-	}
-	return n, true
-}
-
-// lastToken reports whether the last comma-separated token of v is tok.
-func lastToken(v []byte, tok string) bool {
-	if i := bytes.LastIndexByte(v, ','); i >= 0 {
-		v = v[i+1:]
-	}
-	return equalFold(trimOWS(v), tok)
-}
-
-func forEachToken(v []byte, fn func([]byte)) {
-	for len(v) > 0 {
-		i := bytes.IndexByte(v, ',')
-		tok := v
-		if i >= 0 {
-			tok, v = v[:i], v[i+1:]
-		} else {
-			v = nil
-		}
-		if tok = trimOWS(tok); len(tok) > 0 {
-			fn(tok)
-		}
-	}
-}
-
-// equalFold is ASCII case-insensitive equality, without allocating.
-func equalFold(a []byte, b string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := 0; i < len(a); i++ {
-		x, y := a[i], b[i]
-		if x|0x20 != y|0x20 || (x|0x20 < 'a' || x|0x20 > 'z') && x != y {
-			return false
-		}
-	}
-	return true
-}
-
-// isToken reports whether b is an RFC 9110 token (a method or header name).
-func isToken(b []byte) bool {
-	if len(b) == 0 {
-		return false
-	}
-	for _, c := range b {
-		if c <= ' ' || c >= 0x7f || bytes.IndexByte([]byte(`"(),/:;<=>?@[\]{}`), c) >= 0 {
-			return false
-		}
-	}
-	return true
-}
-
-// trimOWS trims the optional whitespace of HTTP, spaces and tabs: unlike bytes.TrimSpace, not
-// \v, \f or Unicode spaces, which a worker would read as part of the value.
-func trimOWS(b []byte) []byte {
-	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
-		b = b[1:]
-	}
-	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == '\t') {
-		b = b[:len(b)-1]
-	}
-	return b
-}
-
-// isFieldValue reports whether b holds no control character but tab (RFC 9110 5.5): a bare CR
-// or a NUL would be read differently by different parsers.
-func isFieldValue(b []byte) bool {
-	for _, c := range b {
-		if c < ' ' && c != '\t' || c == 0x7f {
-			return false
-		}
-	}
-	return true
-}
-
-// isTarget reports whether b is a request-target of visible ASCII characters (RFC 9112 3.2).
-func isTarget(b []byte) bool {
-	for _, c := range b {
-		if c <= ' ' || c >= 0x7f {
-			return false
-		}
-	}
-	return true
-}
-
-// isHost reports whether b may be a Host header's value: a host name or an IP literal, and a
-// port (RFC 9110 7.2); empty is allowed.
-func isHost(b []byte) bool {
-	for _, c := range b {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || isDigit(c) ||
-			bytes.IndexByte([]byte("-._~!$&'()*+,;=:[]%"), c) >= 0) {
-			return false
-		}
-	}
-	return true
-}
-
-func isDigit(c byte) bool { return c >= '0' && c <= '9' }

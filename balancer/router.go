@@ -48,6 +48,7 @@ func (r *Router) Add(b *Backend) {
 
 // Remove forgets b; its sessions in flight go on until they end.
 func (r *Router) Remove(b *Backend) {
+	b.SetRoutable(false) // for a session that tried it: it is gone, not merely busy
 	r.mu.Lock()
 	r.backends = slices.DeleteFunc(r.backends, func(x *Backend) bool { return x == b })
 	r.mu.Unlock()
@@ -75,6 +76,12 @@ func (r *Router) QueueLen() int {
 // exclude (backends that just failed it). When no backend it may use has room the session
 // waits in the queue, first come first served, up to the queue timeout.
 func (r *Router) Acquire(exclude []*Backend) (*Backend, error) {
+	return r.AcquireBy(exclude, time.Now().Add(r.queueTimeout))
+}
+
+// AcquireBy is Acquire for a session that may wait in the queue until deadline only (one that
+// goes again after a failed try).
+func (r *Router) AcquireBy(exclude []*Backend, deadline time.Time) (*Backend, error) {
 	r.mu.Lock()
 	if r.closed {
 		r.mu.Unlock()
@@ -98,7 +105,7 @@ func (r *Router) Acquire(exclude []*Backend) (*Backend, error) {
 	}
 	r.mu.Unlock()
 
-	timer := time.NewTimer(r.queueTimeout)
+	timer := time.NewTimer(time.Until(deadline))
 	defer timer.Stop()
 	select {
 	case b := <-w.got:
@@ -182,7 +189,28 @@ func (r *Router) dispatchLocked() {
 // pickLocked takes the routable backend with the lowest busyness and room for one more
 // session, and counts the session in it. Among equals, the search starts one further each
 // time, so that they take turns.
+//
+// The session is counted before the backend is found routable once more: the pool stops a
+// draining worker once it has made it unroutable and then found no session on it, and one of
+// the two orders always sees the other's write. Counted after the one look, a session could
+// go to a worker being stopped.
 func (r *Router) pickLocked(exclude []*Backend) *Backend {
+	for {
+		b := r.bestLocked(exclude)
+		if b == nil {
+			return nil
+		}
+		b.sessions.Add(1)
+		if b.Routable() {
+			r.start = (r.start + 1) % len(r.backends)
+			return b
+		}
+		b.sessions.Add(-1)
+	}
+}
+
+// bestLocked finds the routable backend with the lowest busyness and room for one more session.
+func (r *Router) bestLocked(exclude []*Backend) *Backend {
 	n := len(r.backends)
 	var best *Backend
 	var bestBusy int64
@@ -198,10 +226,6 @@ func (r *Router) pickLocked(exclude []*Backend) *Backend {
 		if busy := Busyness(s, r.concurrency); best == nil || busy < bestBusy {
 			best, bestBusy = b, busy
 		}
-	}
-	if best != nil {
-		best.sessions.Add(1)
-		r.start = (r.start + 1) % n
 	}
 	return best
 }

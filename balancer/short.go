@@ -99,14 +99,17 @@ func (w *rareWarn) Warn(log hclog.Logger, msg string, args ...any) {
 
 // clientSlots bounds the client connections tender holds at once when its descriptors are
 // few, as HAProxy derives its maxconn from RLIMIT_NOFILE: every session needs a second
-// descriptor for its worker, and tender keeps some for itself and its workers' pipes. Beyond
+// descriptor for its worker, and no more, a tunnel included (its bytes go through an event
+// loop, or a copy with buffers of its own, never through pipes); tender keeps some descriptors
+// for itself and its workers' pipes. Beyond
 // the bound, clients wait in the kernel's accept queue, not in tender with a descriptor that
 // cannot go anywhere. nil: no bound.
 type clientSlots chan struct{}
 
 const (
 	// fdReserve is what tender keeps for other things than sessions: its workers' pipes and
-	// notify sockets, probes, the control socket, a dup by the tcp event loop.
+	// notify sockets, probes, the control socket, the event loops' epoll and eventfd, and the
+	// two dups an event loop makes of a session's descriptors before it closes the originals.
 	fdReserve = 32
 	// slotsUnbounded: with this many descriptors or more, no bound is needed.
 	slotsUnbounded = 1 << 16

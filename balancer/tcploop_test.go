@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/tenderinit/tender/capabilities"
 )
 
 // through connects a client to server through an event loop and returns the client end and a
@@ -198,5 +200,48 @@ func TestLoopLetsGoOfAClosedSession(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatal("the closed session is still held (by its linger timer)")
 		}
+	}
+}
+
+// The copy with goroutines (a tunnel, or a tcp session, when no event loop can be had) holds
+// no descriptor beyond the two connections: io.Copy spliced through pipes that the Go runtime
+// keeps in a pool, two more descriptors each way, open long after the copy ended.
+func TestPipeHoldsNoDescriptorOfItsOwn(t *testing.T) {
+	const sessions = 10
+	fds := func() int {
+		n, err := capabilities.OpenFds()
+		if err != nil {
+			t.Skip("no /proc/self/fd:", err)
+		}
+		return len(n)
+	}
+	type session struct{ client, worker net.Conn }
+	var open []session
+	for range sessions {
+		client, front := tcpPair(t)
+		back, worker := tcpPair(t)
+		go func() {
+			pipe(front, back, time.Second)
+			front.Close()
+			back.Close()
+		}()
+		open = append(open, session{client, worker})
+	}
+	before := fds()
+	for _, s := range open {
+		if _, err := s.client.Write([]byte("ping")); err != nil {
+			t.Fatal(err)
+		}
+		got := make([]byte, 4)
+		if _, err := io.ReadFull(s.worker, got); err != nil || string(got) != "ping" {
+			t.Fatalf("through the pipe: %q %v", got, err)
+		}
+	}
+	if n := fds(); n > before {
+		t.Errorf("%d sessions took %d descriptors more to copy", sessions, n-before)
+	}
+	for _, s := range open {
+		s.client.Close()
+		s.worker.Close()
 	}
 }

@@ -142,6 +142,8 @@ type Config struct {
 	QueueTimeout  time.Duration
 	HeaderTimeout time.Duration
 	ClientTimeout time.Duration
+	BodyMinRate   int64 // bytes a second
+	Underscores   bool  // pass on request headers with '_' in their names
 	WorkerTimeout time.Duration
 
 	Control string // "" = the default search path, "off" = none

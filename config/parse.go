@@ -93,6 +93,15 @@ func parseSize(s string) (uint64, error) {
 	return uint64(f * float64(mult)), nil
 }
 
+// parseRate takes bytes a second, with the units of parseSize: 500, 1KiB, 0 = off.
+func parseRate(s string) (int64, error) {
+	n, err := parseSize(s)
+	if err != nil || n > 1<<40 {
+		return 0, errors.New("want bytes a second like 500 or 1KiB, at most 1TiB (0 = off)")
+	}
+	return int64(n), nil
+}
+
 func parseOOMScore(s string) (*int, error) {
 	if strings.EqualFold(s, "off") {
 		return nil, nil

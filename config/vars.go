@@ -260,6 +260,18 @@ var vars = varTable{
 			c.ClientTimeout, err = parsePositiveDuration(s)
 			return err
 		}},
+	{Name: "BODY_MIN_RATE", Default: "500", Section: "Balancer",
+		Help: "the lowest average rate of a request body, bytes a second (500, 1KiB; 0 = off): a client that falls the client timeout behind it gets 408",
+		Set: func(c *Config, s string, _ bool) (err error) {
+			c.BodyMinRate, err = parseRate(s)
+			return err
+		}},
+	{Name: "UNDERSCORES_IN_HEADERS", Default: "false", Section: "Balancer",
+		Help: "pass on request headers whose names have _ (true/false; nginx's underscores_in_headers), but never those that read as Content-Length, Transfer-Encoding, Connection or X-Forwarded-* with - for _",
+		Set: func(c *Config, s string, _ bool) (err error) {
+			c.Underscores, err = parseBool(s)
+			return err
+		}},
 	{Name: "WORKER_TIMEOUT", Default: "0", Section: "Balancer",
 		Help: "how long a worker may stay silent once it has the whole request, or leave it unread (http; 0 = off): before its answer, 504; within it, the client is cut off",
 		Set: func(c *Config, s string, _ bool) (err error) {

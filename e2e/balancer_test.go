@@ -118,8 +118,10 @@ func TestSeedScenarioSpreadsLongSessions(t *testing.T) {
 
 // Concurrency 1 with 4 workers and 8 concurrent requests: 4 are served, 4 wait in the queue
 // and are served in order as slots free; with the queue full, the next gets 503 at once. The
-// first four hold their workers 400, 600, 800 and 1000 ms, so that the slots free one at a
-// time and the queued requests, each held 300 ms, must end in the order they came.
+// first four hold their workers 5, 5.2, 5.4 and 5.6 s, so that the slots free one at a time
+// and the queued requests, each held 300 ms, must end in the order they came; 5 s leave room
+// for the eight looks at the status that set the scene, which take a while on a loaded
+// machine (with holds of 400 ms, the first request ended before the fourth was seen).
 func TestConcurrencyLimitAndQueue(t *testing.T) {
 	t.Parallel()
 	f := startFront(t, "http", []string{"TENDER_WORKERS=4", "TENDER_CONCURRENCY=1", "TENDER_QUEUE_SIZE=4"})
@@ -134,7 +136,7 @@ func TestConcurrencyLimitAndQueue(t *testing.T) {
 	for i := 0; i < 8; i++ {
 		hold := 300
 		if i < 4 {
-			hold = 400 + 200*i
+			hold = 5000 + 200*i
 		}
 		go func() {
 			code, _, _ := f.get(&http.Client{}, fmt.Sprintf("/hold?ms=%d", hold))
@@ -362,6 +364,7 @@ func TestLargeUploadIsStreamed(t *testing.T) {
 		for {
 			select {
 			case <-done:
+				peak = max(peak, rss())
 				return
 			case <-time.After(20 * time.Millisecond):
 				peak = max(peak, rss())
@@ -732,4 +735,168 @@ func TestWorkerTimeoutIs504(t *testing.T) {
 	}
 	p.Signal(syscall.SIGTERM)
 	p.Wait(15 * time.Second)
+}
+
+// Tunnels give their descriptors back as they close, and hold two each meanwhile (the client's
+// and the worker's): io.Copy between TCP connections spliced through pooled pipes, 6 fds a
+// WebSocket, 4 of them left open for minutes after it closed, and under RLIMIT_NOFILE 256, 60
+// WebSockets left tender unable to answer a plain GET. Two rounds, so that what one leaves
+// behind shows in the next.
+func TestTunnelsGiveTheirDescriptorsBack(t *testing.T) {
+	const tunnels = 60
+	for _, protocol := range []string{"http", "tcp"} {
+		t.Run(protocol, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			ctl, addr := filepath.Join(dir, "control.sock"), "127.0.0.1:"+freePort(t)
+			env := []string{"TENDER_CONTROL=" + ctl, "TENDER_LISTEN=" + addr, "TENDER_PROTOCOL=" + protocol, "TENDER_WORKERS=2"}
+			run := startTenderFrom(t, "ulimit -n 256", AsPID1, env, "--", bin.testapp, "serve")
+			f := &Front{Pool: &Pool{Run: run, Control: ctl, Dir: dir}, Addr: addr}
+			f.waitFor("2 ready", 10*time.Second, nReady(2))
+			tender := f.TenderPid()
+			// The first tunnel starts the event loops, which keep their descriptors.
+			c, err := openTunnel(f.Addr, protocol, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.Close()
+			f.waitFor("no session in flight", 5*time.Second, func(st apps.Status) bool {
+				return st.Workers[0].Sessions+st.Workers[1].Sessions == 0
+			})
+			base := len(openFds(t, tender))
+			for round := range 2 {
+				conns := make([]net.Conn, 0, tunnels)
+				for i := range tunnels {
+					c, err := openTunnel(f.Addr, protocol, i)
+					if err != nil {
+						t.Fatalf("round %d, tunnel %d: %v (tender holds %d fds, %d before)", round, i, err, len(openFds(t, tender)), base)
+					}
+					conns = append(conns, c)
+				}
+				if n := len(openFds(t, tender)); n > base+2*tunnels+4 {
+					t.Errorf("round %d: %d fds with %d tunnels open, %d before: want 2 a tunnel", round, n, tunnels, base)
+				}
+				client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+				if code, _, err := f.get(client, "/"); code != 200 {
+					t.Errorf("round %d: a GET beside %d tunnels: %d %v", round, tunnels, code, err)
+				}
+				for _, c := range conns {
+					c.Close()
+				}
+				// The GET's worker connection stays idle for up to 2 s, then is closed too.
+				deadline := time.Now().Add(5 * time.Second)
+				for n := len(openFds(t, tender)); n > base; n = len(openFds(t, tender)) {
+					if time.Now().After(deadline) {
+						t.Fatalf("round %d: %d fds 5 s after the tunnels closed, %d before", round, n, base)
+					}
+					time.Sleep(20 * time.Millisecond)
+				}
+			}
+		})
+	}
+}
+
+// openTunnel opens a session that stays open, and checks that bytes go through it both ways:
+// in http mode a WebSocket (the test app's line echo), in tcp mode a kept-alive connection.
+func openTunnel(addr, protocol string, i int) (net.Conn, error) {
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	br := bufio.NewReader(c)
+	if protocol == "tcp" {
+		fmt.Fprintf(c, "GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+		resp, err := http.ReadResponse(br, nil)
+		if err == nil {
+			_, err = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+		if err != nil {
+			c.Close()
+			return nil, err
+		}
+		return c, c.SetDeadline(time.Time{})
+	}
+	fmt.Fprintf(c, "GET /ws HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+	resp, err := http.ReadResponse(br, nil)
+	if err == nil && resp.StatusCode != 101 {
+		err = fmt.Errorf("upgrade answered %s", resp.Status)
+	}
+	if err == nil {
+		fmt.Fprintf(c, "hello %d\n", i)
+		var line string
+		if line, err = br.ReadString('\n'); err == nil && line != fmt.Sprintf("echo hello %d\n", i) {
+			err = fmt.Errorf("through the tunnel: %q", line)
+		}
+	}
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, c.SetDeadline(time.Time{})
+}
+
+// A body trickled far below TENDER_BODY_MIN_RATE (its default, 500 bytes a second), never
+// silent for TENDER_CLIENT_TIMEOUT, is cut off with a 408 once it has fallen that far behind,
+// and the worker's one session is free again for others.
+func TestTrickledBodyIs408(t *testing.T) {
+	t.Parallel()
+	f := startFront(t, "http", []string{"TENDER_WORKERS=1", "TENDER_CONCURRENCY=1", "TENDER_CLIENT_TIMEOUT=1s"})
+	f.waitFor("1 ready", 10*time.Second, nReady(1))
+	c, err := net.Dial("tcp", f.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	start := time.Now()
+	fmt.Fprintf(c, "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 100000\r\n\r\n")
+	go func() {
+		for range 50 { // 5 bytes a second, for 10 s at most
+			time.Sleep(200 * time.Millisecond)
+			if _, err := c.Write([]byte("x")); err != nil {
+				return
+			}
+		}
+	}()
+	_ = c.SetReadDeadline(time.Now().Add(8 * time.Second))
+	b, _ := io.ReadAll(c)
+	if !strings.HasPrefix(string(b), "HTTP/1.1 408") {
+		t.Errorf("a body trickled at 5 bytes a second got %q after %v, want 408", b, time.Since(start))
+	}
+	if code, _, err := f.get(&http.Client{Timeout: 5 * time.Second}, "/"); code != 200 {
+		t.Errorf("a GET after the trickle: %d %v", code, err)
+	}
+	f.Signal(syscall.SIGTERM)
+	f.Wait(15 * time.Second)
+}
+
+// A header name with '_' does not reach the worker, where a CGI or WSGI environment would read
+// Transfer_Encoding as Transfer-Encoding; TENDER_UNDERSCORES_IN_HEADERS=true passes on the
+// others.
+func TestUnderscoredHeadersAreDropped(t *testing.T) {
+	for _, keep := range []bool{false, true} {
+		t.Run(fmt.Sprint("kept=", keep), func(t *testing.T) {
+			t.Parallel()
+			f := startFront(t, "http", []string{"TENDER_WORKERS=1", fmt.Sprint("TENDER_UNDERSCORES_IN_HEADERS=", keep)})
+			f.waitFor("1 ready", 10*time.Second, nReady(1))
+			c, err := net.Dial("tcp", f.Addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			fmt.Fprintf(c, "GET /headers HTTP/1.1\r\nHost: t\r\nTransfer_Encoding: chunked\r\nContent_Length: 5\r\nX_Custom: 1\r\nConnection: close\r\n\r\n")
+			_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			b, _ := io.ReadAll(c)
+			seen := strings.ToLower(string(b))
+			if !strings.HasPrefix(seen, "http/1.1 200") || strings.Contains(seen, "transfer_encoding") || strings.Contains(seen, "content_length") {
+				t.Errorf("the worker saw:\n%s", b)
+			}
+			if strings.Contains(seen, "x_custom: 1") != keep {
+				t.Errorf("X_Custom passed on: %v, want %v; the worker saw:\n%s", !keep, keep, b)
+			}
+			f.Signal(syscall.SIGTERM)
+			f.Wait(15 * time.Second)
+		})
+	}
 }

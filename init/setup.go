@@ -86,6 +86,8 @@ func listenFront(cfg *config.Config, log hclog.Logger) (apps.Router, error) {
 		QueueTimeout:  cfg.QueueTimeout,
 		HeaderTimeout: cfg.HeaderTimeout,
 		ClientTimeout: cfg.ClientTimeout,
+		BodyMinRate:   cfg.BodyMinRate,
+		Underscores:   cfg.Underscores,
 		WorkerTimeout: cfg.WorkerTimeout,
 	}, log)
 	if err != nil {

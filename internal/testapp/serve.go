@@ -3,6 +3,7 @@ package main
 import (
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -23,6 +24,7 @@ import (
 //	/headers     the request's headers
 //	/ws          an upgrade to a line echo (a stand-in for WebSocket)
 //	/print?n=N   N lines of output on stdout, then the answer
+//	/post        the request body, after appending it as a line to the -posts file
 //
 // With -leak it also grows on its own, as a worker that leaks memory does.
 //
@@ -40,6 +42,7 @@ func cmdServe(args []string) {
 	sigs := fs.String("signals", "", "append \"pid signal\" to this file for each SIGUSR1, SIGUSR2 and SIGWINCH")
 	leak := fs.Int("leak", 0, "once listening, keep this many MiB more every 100ms, without end (a leak)")
 	leakOnce := fs.String("leak-once", "", "with -leak: leak only in the worker that creates this file, so that its replacement and the other workers stay lean")
+	posts := fs.String("posts", "", "the file /post appends each body it reads to, a line each")
 	fs.Parse(args)
 
 	id, port := os.Getenv("TENDER_WORKER_ID"), os.Getenv("PORT")
@@ -105,6 +108,20 @@ func cmdServe(args []string) {
 			fmt.Printf("worker %s line %d %s\n", id, i, strings.Repeat("x", 200))
 		}
 		w.Write(hello)
+	})
+	mux.HandleFunc("/post", func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(r.Body)
+		if err != nil || *posts == "" {
+			http.Error(w, "no body, or no -posts file", http.StatusBadRequest)
+			return
+		}
+		// One write with O_APPEND: workers writing at once never mix their lines.
+		f, err := os.OpenFile(*posts, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		must(err)
+		_, err = f.Write(append(body, '\n'))
+		must(err)
+		f.Close()
+		w.Write(body)
 	})
 	mux.HandleFunc("/headers", func(w http.ResponseWriter, r *http.Request) {
 		r.Header.Write(w)

@@ -1,0 +1,157 @@
+package balancer
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// dyingWorker is a worker that dies with the first request it reads, as one SIGKILLed while
+// it serves: its port closes, then the connection, without an answer. It counts the
+// requests it read.
+func dyingWorker(t *testing.T) *rawWorker {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &rawWorker{ln: ln}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		if _, err := http.ReadRequest(bufio.NewReader(c)); err == nil {
+			w.seen.Add(1)
+		}
+		ln.Close()
+		c.Close()
+	}()
+	return w
+}
+
+// A GET whose workers die with it, however many, waits for a replacement and is answered by
+// it, as long as one comes within TENDER_QUEUE_TIMEOUT: a GET failed with a 502 when the worker
+// that died was the last one routable (a rolling restart, SIGTTOU, kills), or after 4 tries.
+func TestGETWaitsForAReplacementOfTheWorkersThatDied(t *testing.T) {
+	for _, dying := range []int{1, 5} {
+		t.Run(fmt.Sprintf("%d die", dying), func(t *testing.T) {
+			t.Parallel()
+			var workers []*rawWorker
+			for range dying {
+				workers = append(workers, dyingWorker(t))
+			}
+			b := startBalancer(t, Config{}, workers...)
+			b.router.queueTimeout = 5 * time.Second
+			dead := slices.Clone(b.router.backends)
+			replacement := startRawWorker(t, func(r *http.Request, c net.Conn) bool {
+				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+				return true
+			})
+			go func() {
+				// As the pool: the dead are removed, a replacement is added once ready.
+				for _, w := range workers {
+					for w.seen.Load() == 0 {
+						time.Sleep(time.Millisecond)
+					}
+				}
+				time.Sleep(100 * time.Millisecond)
+				for _, be := range dead {
+					b.Remove(be)
+				}
+				be := NewBackend(dying, replacement.ln.Addr().String())
+				be.SetRoutable(true)
+				b.Add(be)
+			}()
+			c := dial(t, b)
+			io.WriteString(c, "GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+			_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			got, _ := io.ReadAll(c)
+			if statusOf(string(got)) != "HTTP/1.1 200 OK" {
+				t.Errorf("got %q, want the replacement's 200", got)
+			}
+			for i, w := range workers {
+				if w.seen.Load() != 1 {
+					t.Errorf("dying worker %d read the GET %d times, want once", i, w.seen.Load())
+				}
+			}
+		})
+	}
+}
+
+// A POST goes again only when no worker can have read it. One that met only workers that had
+// died (their ports closed: the connects failed), five of them, waits for a replacement and is
+// answered by it: it got a 502 after 4 tries. One that a worker read, and died without
+// answering, is a 502 that says it may have been acted on, and never reaches the replacement.
+func TestPOSTGoesAgainOnlyWhenUnread(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		workers func(t *testing.T) ([]*rawWorker, func() bool)
+		want    string
+	}{
+		{"unread: five workers gone", func(t *testing.T) ([]*rawWorker, func() bool) {
+			var gone []*rawWorker
+			for range 5 {
+				ln, err := net.Listen("tcp", "127.0.0.1:0")
+				if err != nil {
+					t.Fatal(err)
+				}
+				ln.Close()
+				gone = append(gone, &rawWorker{ln: ln})
+			}
+			return gone, func() bool { return true }
+		}, "HTTP/1.1 200 OK"},
+		{"read: no answer", func(t *testing.T) ([]*rawWorker, func() bool) {
+			w := dyingWorker(t)
+			return []*rawWorker{w}, func() bool { return w.seen.Load() == 1 }
+		}, "HTTP/1.1 502 Bad Gateway"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			workers, dead := tc.workers(t)
+			b := startBalancer(t, Config{}, workers...)
+			b.router.queueTimeout = 5 * time.Second
+			gone := slices.Clone(b.router.backends)
+			replacement := startRawWorker(t, func(r *http.Request, c net.Conn) bool {
+				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+				return true
+			})
+			go func() {
+				for !dead() {
+					time.Sleep(time.Millisecond)
+				}
+				time.Sleep(100 * time.Millisecond)
+				for _, be := range gone {
+					b.Remove(be)
+				}
+				be := NewBackend(len(gone), replacement.ln.Addr().String())
+				be.SetRoutable(true)
+				b.Add(be)
+			}()
+			c := dial(t, b)
+			io.WriteString(c, "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello")
+			_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			got, _ := io.ReadAll(c)
+			if statusOf(string(got)) != tc.want {
+				t.Errorf("got %q, want %s", got, tc.want)
+			}
+			wantRead := int32(0)
+			if tc.want == "HTTP/1.1 200 OK" {
+				wantRead = 1
+			}
+			if n := replacement.seen.Load(); n != wantRead {
+				t.Errorf("the replacement read the POST %d times, want %d", n, wantRead)
+			}
+			if tc.want != "HTTP/1.1 200 OK" && !strings.Contains(string(got), "may have acted on the request") {
+				t.Errorf("the 502 does not say the worker may have acted on the request: %q", got)
+			}
+		})
+	}
+}
