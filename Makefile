@@ -33,8 +33,11 @@ test:
 		echo "reaper, as a 386 program:"; cd reaper && ../$(BIN)/reaper-386.test -test.count=1; \
 	else echo "reaper, as a 386 program: skipped, this kernel does not run 386 programs"; fi
 
+# Each fuzz target for a minute: the configuration, the HTTP head parser, Procfile commands.
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzLoad -fuzztime 60s ./config
+	$(GO) test -run '^$$' -fuzz FuzzParseRequest -fuzztime 60s ./balancer
+	$(GO) test -run '^$$' -fuzz FuzzCommand -fuzztime 60s ./procfile
 
 bench: build
 	$(GO) run ./bench/initbench
