@@ -130,7 +130,10 @@ func (b *Birth) Pid() int { return int(atomic.LoadInt32(&b.pid)) }
 // Child is a child to start.
 type Child struct {
 	// Fork starts exactly one child and returns its pid. It gets the address where the kernel
-	// should write the child's pid as it creates it (clone's parent_tid).
+	// must write the child's pid as it creates it, before the child runs (clone's parent_tid,
+	// with CLONE_PARENT_SETTID): a child that exits before Fork returns and whose pid was not
+	// written there is reaped as an orphan, its exit lost. (syscall.ForkExec writes none: fit
+	// only for a child that outlives its fork.)
 	Fork func(tid *int32) (int, error)
 	// Exits gets the child's Exit when it ends (and its stops first, with Stops). It should
 	// be buffered.
@@ -196,10 +199,10 @@ func (r *Reaper) ownsLocked(pid int) bool {
 }
 
 // bornLocked reports whether pid is a child whose fork has not returned yet. A birth whose pid
-// is still 0 may be any child: a fork without CLONE_PARENT_SETTID, or a clone not yet made.
+// is still 0 has made no child yet: the kernel writes the pid before the child runs.
 func (r *Reaper) bornLocked(pid int) bool {
 	for b := range r.births {
-		if p := b.Pid(); p == pid || p == 0 {
+		if b.Pid() == pid {
 			return true
 		}
 	}
