@@ -34,10 +34,10 @@ func noneCanServe(slots []slotHealth) bool {
 	return len(slots) > 0
 }
 
-// health is the pool's slots as noneCanServe sees them; retiring slots do not count.
-func (p *Pool) health() []slotHealth {
+// health is the group's slots as noneCanServe sees them; retiring slots do not count.
+func (g *Group) health() []slotHealth {
 	var out []slotHealth
-	for _, s := range p.slots {
+	for _, s := range g.slots {
 		if !s.retiring {
 			out = append(out, slotHealth{serving: s.worker != nil && s.worker.state == Ready, crashLoop: s.crashLoop})
 		}
@@ -47,7 +47,8 @@ func (p *Pool) health() []slotHealth {
 
 // setCrashLoop records whether s is in a crash loop, and says so in the log when that changes:
 // once, not at every crash. last is the crash that put it there.
-func (p *Pool) setCrashLoop(s *slot, on bool, last string) {
+func (g *Group) setCrashLoop(s *slot, on bool, last string) {
+	p := g.p
 	if s.crashLoop == on {
 		return
 	}
@@ -63,11 +64,12 @@ func (p *Pool) setCrashLoop(s *slot, on bool, last string) {
 
 // watchRecovery takes the slot of w out of its crash loop once w has lived TENDER_MIN_UPTIME,
 // the uptime after which the backoff counts it stable.
-func (p *Pool) watchRecovery(w *worker) {
+func (w *worker) watchRecovery() {
+	p := w.p
 	time.AfterFunc(time.Until(w.started.Add(p.cfg.Backoff.MinUptime)), func() {
 		p.post(func() {
 			if p.workers[w] && w.slot.worker == w && w.state == Ready {
-				p.setCrashLoop(w.slot, false, "")
+				w.slot.g.setCrashLoop(w.slot, false, "")
 			}
 		})
 	})

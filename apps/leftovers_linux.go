@@ -39,17 +39,17 @@ func newLeftovers(pid int, notifyName string, known []reaper.Proc) leftovers {
 
 // endLeftovers ends what w left behind in the background, for the pool's goroutine never
 // waits, and returns a channel closed once that is done: the restart of w's slot waits for it.
-func (p *Pool) endLeftovers(w *worker) <-chan struct{} {
+func (w *worker) endLeftovers() <-chan struct{} {
 	done := make(chan struct{})
 	if w.pid == 0 || w.notify == nil { // it never started
 		close(done)
 		return done
 	}
 	l := newLeftovers(w.pid, w.notify.name, w.known)
-	level, id, grace := crashLevel(w.slot, hclog.Info), w.slot.id, p.cfg.KillGrace
+	level, id, grace := crashLevel(w.slot, hclog.Info), w.slot.id, w.p.cfg.KillGrace
 	go func() {
 		defer close(done)
-		l.end(grace, p.log, level, id)
+		l.end(grace, w.p.log, level, id)
 	}()
 	return done
 }

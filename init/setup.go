@@ -99,9 +99,8 @@ func listenFront(cfg *config.Config, log hclog.Logger) (apps.Router, error) {
 // newPool makes the pool of workers.
 func newPool(cfg *config.Config, spawner *apps.Spawner, env []string, router apps.Router, oom *capabilities.OOMWatch, log hclog.Logger) (*apps.Pool, error) {
 	return apps.NewPool(apps.PoolConfig{
-		Args:          cfg.Command,
+		Types:         []apps.TypeConfig{{Name: "web", Args: cfg.Command, Count: cfg.Workers}},
 		Env:           env,
-		Workers:       cfg.Workers,
 		StartTimeout:  cfg.StartTimeout,
 		StopTimeout:   cfg.StopTimeout,
 		KillGrace:     cfg.KillGrace,
