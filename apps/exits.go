@@ -38,11 +38,11 @@ func (g *Group) onExit(w *worker, exit reaper.Exit) {
 		oom: exit.Status.Signaled() && exit.Status.Signal() == unix.SIGKILL && p.oom.Struck()}
 	if w.expected {
 		p.ports.release(w.port)
-		p.log.Debug("worker stopped", "id", s.id, "pid", w.pid, "status", exit.String())
+		p.log.Debug("worker stopped", s.logArgs("pid", w.pid, "status", exit.String())...)
 		g.afterExit(s)
 		return
 	}
-	if w.readyAt.IsZero() && w.startErr == nil && w.pid != 0 && !p.stopping {
+	if g.web && w.readyAt.IsZero() && w.startErr == nil && w.pid != 0 && !p.stopping {
 		// A worker that failed before it was ready may have found its port taken: known once
 		// what it left is gone, as that may hold the port too. Meanwhile the slot waits.
 		s.waiting = true
@@ -82,7 +82,7 @@ func (g *Group) onCrash(c crash, portTaken bool) {
 		// so no crash to count. It starts again at once, on another port.
 		s.portRetries++
 		p.log.Info("a worker's port was taken by another program before the worker could bind it: "+
-			"restarting it on another port, not counted as a crash", "id", s.id, "pid", w.pid, "port", w.port, "exit", exit.String())
+			"restarting it on another port, not counted as a crash", s.logArgs("pid", w.pid, "port", w.port, "exit", exit.String())...)
 		g.restartSlot(s, 0, c.cleared)
 		return
 	}
@@ -90,12 +90,12 @@ func (g *Group) onCrash(c crash, portTaken bool) {
 	last := exit.String()
 	if c.oom {
 		last = "killed by the OOM killer"
-		p.log.Log(crashLevel(s, hclog.Warn), "worker killed by the OOM killer", "id", s.id, "pid", w.pid, "uptime", uptime.Round(time.Millisecond))
+		p.log.Log(crashLevel(s, hclog.Warn), "worker killed by the OOM killer", s.logArgs("pid", w.pid, "uptime", uptime.Round(time.Millisecond))...)
 	}
 	if w.readyAt.IsZero() {
 		g.report(w, exit, uptime)
 	} else if !c.oom {
-		p.log.Log(crashLevel(s, hclog.Warn), "worker exited", "id", s.id, "pid", w.pid, "status", exit.String(), "uptime", uptime.Round(time.Millisecond))
+		p.log.Log(crashLevel(s, hclog.Warn), "worker exited", s.logArgs("pid", w.pid, "status", exit.String(), "uptime", uptime.Round(time.Millisecond))...)
 	}
 	if p.stopping {
 		g.afterExit(s)
@@ -109,7 +109,7 @@ func (g *Group) onCrash(c crash, portTaken bool) {
 	if w.startErr != nil && !g.served {
 		// The command cannot be started at all (not found, a user that cannot be set...): no
 		// restart will change that. tender ends with the status a shell would give.
-		p.log.Error("the workers cannot be started; stopping", "id", s.id, "step", w.startErr.Step, "error", w.startErr.Msg)
+		p.log.Error("the workers cannot be started; stopping", s.logArgs("step", w.startErr.Step, "error", w.startErr.Msg)...)
 		p.stop(w.startErr.Code)
 		return
 	}
@@ -120,14 +120,13 @@ func (g *Group) onCrash(c crash, portTaken bool) {
 	}
 	g.setCrashLoop(s, spent, last)
 	if spent {
-		if noneCanServe(g.health()) {
-			p.log.Error("every worker is in a crash loop: none can serve; stopping", "workers", len(g.health()), "last", last)
-			p.stop(1)
+		if typ := cannotRun(p.health()); typ != "" {
+			p.stopCannotRun(typ, last)
 			return
 		}
 		delay = max(delay, crashLoopRetry)
 	}
-	p.log.Log(crashLevel(s, hclog.Info), "restarting worker", "id", s.id, "after", delay, "restarts", s.restarts+1)
+	p.log.Log(crashLevel(s, hclog.Info), "restarting worker", s.logArgs("after", delay, "restarts", s.restarts+1)...)
 	g.restartSlot(s, delay, c.cleared)
 }
 
@@ -154,12 +153,12 @@ func (g *Group) restartSlot(s *slot, delay time.Duration, cleared <-chan struct{
 // again; the rolling restart, if any, stops here, as the next slots would fail the same way.
 // A crash budget spent by replacements ends no service.
 func (g *Group) keepOld(s *slot, exit reaper.Exit) {
-	g.p.log.Error("the replacement of a worker cannot start; keeping the old one", "id", s.id, "pid", s.worker.pid,
-		"quick_crashes", s.backoff.Quick(), "last", exit.String())
+	g.p.log.Error("the replacement of a worker cannot start; keeping the old one", s.logArgs("pid", s.worker.pid,
+		"quick_crashes", s.backoff.Quick(), "last", exit.String())...)
 	s.worker.kept = true
 	s.backoff = g.p.cfg.Backoff
 	if g.rollingSlot == s || len(g.rolling) > 0 {
-		g.p.log.Error("rolling restart abandoned", "left", len(g.rolling))
+		g.p.log.Error("rolling restart abandoned", "type", g.name, "left", len(g.rolling))
 		g.rolling, g.rollingSlot = nil, nil
 	}
 }
@@ -174,7 +173,7 @@ func (g *Group) report(w *worker, exit reaper.Exit, lifetime time.Duration) {
 		r.Step, r.Exit = w.startErr.Step, w.startErr.Msg+" ("+exit.String()+")"
 	}
 	w.slot.report = r
-	args := []any{"id", w.slot.id, "pid", w.pid, "exit", r.Exit, "lifetime", lifetime.Round(time.Millisecond)}
+	args := w.slot.logArgs("pid", w.pid, "exit", r.Exit, "lifetime", lifetime.Round(time.Millisecond))
 	if r.Step != "" {
 		args = append(args, "step", r.Step)
 	}

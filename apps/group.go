@@ -1,24 +1,68 @@
 package apps
 
 import (
+	"errors"
+	"fmt"
+	"os"
 	"time"
+
+	"github.com/tenderinit/tender/procfile"
 )
 
 // Group is one process type of the pool, as Passenger's Group is one app's processes: as many
 // slots as its count, each with its worker, and what is done to them as a set (replacing one
 // new before old, rolling restarts one slot at a time, scaling). Its crash loops are in
 // crashloop.go, its workers' exits in exits.go. The pool's goroutine owns it.
+//
+// The web type is the one behind the balancer: its workers are ready when their port accepts
+// (or they send READY=1). A worker of another type serves no port: it is running once it has
+// stayed up for TENDER_MIN_UPTIME, the uptime after which the backoff counts a process stable,
+// or ready when it sends READY=1. Once one of its type has sent READY=1, the type's workers
+// are awaited by READY=1 alone, within TENDER_START_TIMEOUT.
 type Group struct {
-	p     *Pool
-	name  string
-	args  []string
-	count int // the workers it starts with
-	slots []*slot
+	p    *Pool
+	name string
+	web  bool
+	// args is COMMAND, run as given; command a Procfile's command, made into arguments at
+	// every start, from that worker's own environment.
+	args    []string
+	command string
+	count   int // the workers it starts with
+	slots   []*slot
 	// served: a worker of the group has been ready once.
 	served bool
+	// sendsReady: a worker of the type sent READY=1, so its workers are awaited by it.
+	sendsReady bool
 
 	rolling     []*slot // slots waiting for their turn in a rolling restart
 	rollingSlot *slot   // the slot being rolled now
+}
+
+func newGroup(p *Pool, t TypeConfig) *Group {
+	return &Group{p: p, name: t.Name, web: t.Name == procfile.Web, args: t.Args, command: t.Command, count: t.Count}
+}
+
+// argv is what a worker of the group runs, in its environment env: COMMAND as given, or the
+// Procfile's command with $NAME and ${NAME} expanded from env, under /bin/sh -c when it uses
+// more of sh's syntax. Such a command needs /bin/sh, which a distroless image lacks: a
+// *StartError then, 127 as a shell's "not found".
+func (g *Group) argv(env []string) ([]string, error) {
+	if g.command == "" {
+		return g.args, nil
+	}
+	c := procfile.ParseCommand(g.command, env)
+	if c.Shell != "" {
+		if _, err := os.Stat(c.Args[0]); err != nil {
+			return nil, &StartError{Step: "shell", Code: ExitNotFound,
+				Msg: fmt.Sprintf("the command of process type %s needs a shell (it uses %s), and there is none: %v", g.name, c.Shell, err)}
+		}
+	}
+	return c.Args, nil
+}
+
+// logArgs are the key-value pairs of a log line about s: its id and type first, then kv.
+func (s *slot) logArgs(kv ...any) []any {
+	return append([]any{"id", s.id, "type", s.g.name}, kv...)
 }
 
 // slot is a place for one worker: its TENDER_WORKER_ID, its backoff and its last failure.
@@ -65,10 +109,19 @@ func (g *Group) spawn(s *slot, replacing bool) {
 	}
 	p.workers[w] = true
 	if err := w.start(); err != nil {
-		p.log.Error("cannot start a worker", "id", s.id, "error", err)
-		// Handled as a worker that died at once, so that backoff and the budget apply.
-		go p.post(func() { g.onExit(w, exitCannotExecute) })
+		p.log.Error("cannot start a worker", s.logArgs("error", err)...)
+		// Handled as a worker that died at once, so that backoff and the budget apply; one
+		// that can never start (a shell command without a shell) as a failed clean start.
+		exit := exitCannotExecute
+		var se *StartError
+		if errors.As(err, &se) {
+			w.startErr, exit = se, exitStatus(se.Code)
+		}
+		go p.post(func() { g.onExit(w, exit) })
 		return
+	}
+	if !g.web && !g.sendsReady {
+		return // it has only to stay up: no port to wait for, no READY=1
 	}
 	// From now, not from when the start returns: a start may never return (a worker stopped
 	// before its exec, an exec stuck on a dead NFS or FUSE path), and is timed out too.
@@ -83,7 +136,7 @@ func (g *Group) replace(w *worker, reason string) bool {
 	if !g.p.workers[w] || g.p.stopping || s.worker != w || s.next != nil || s.retiring || w.state != Ready {
 		return false
 	}
-	g.p.log.Info("replacing worker", "id", s.id, "pid", w.pid, "why", reason)
+	g.p.log.Info("replacing worker", s.logArgs("pid", w.pid, "why", reason)...)
 	w.reason = reason
 	g.spawn(s, true)
 	if s.next != nil {
@@ -182,7 +235,7 @@ func (g *Group) scale(n int) {
 		return
 	}
 	have := g.wanted()
-	g.p.log.Info("scaling", "from", have, "to", n)
+	g.p.log.Info("scaling", "type", g.name, "from", have, "to", n)
 	for ; have < n; have++ {
 		g.addSlot()
 	}
@@ -224,7 +277,7 @@ func (g *Group) rows() []WorkerStatus {
 			case s.waiting:
 				state = backoffState
 			}
-			rows = append(rows, WorkerStatus{ID: s.id, State: state, Restarts: s.restarts,
+			rows = append(rows, WorkerStatus{ID: s.id, Type: g.name, State: state, Restarts: s.restarts,
 				CrashLoop: s.crashLoop, LastFailure: s.report})
 		}
 	}

@@ -3,6 +3,7 @@ package apps
 import (
 	"fmt"
 	"os"
+	"strings"
 	"syscall"
 	"time"
 
@@ -47,9 +48,12 @@ type PoolConfig struct {
 
 // TypeConfig is one process type: its name, its command and how many of its processes run.
 type TypeConfig struct {
-	Name  string
-	Args  []string
-	Count int
+	Name string
+	// Args is a command run as given (COMMAND); Command a Procfile's command line, made into
+	// arguments at each start (see Group.argv).
+	Args    []string
+	Command string
+	Count   int
 }
 
 // Pool runs the process types of the app, each a Group of workers, and watches over them
@@ -69,8 +73,8 @@ type Pool struct {
 	ports   *portPicker
 
 	events  chan func()
-	done    chan struct{} // closed when Run returns
-	groups  []*Group
+	done    chan struct{}    // closed when Run returns
+	groups  []*Group         // the process types, in the Procfile's order
 	workers map[*worker]bool // every live process, of every group
 	seq     int
 
@@ -98,7 +102,7 @@ func NewPool(cfg PoolConfig, spawner *Spawner, router Router, log hclog.Logger) 
 		events: make(chan func(), 64), done: make(chan struct{}), workers: map[*worker]bool{},
 	}
 	for _, t := range cfg.Types {
-		p.groups = append(p.groups, &Group{p: p, name: t.Name, args: t.Args, count: t.Count})
+		p.groups = append(p.groups, newGroup(p, t))
 	}
 	return p, nil
 }
@@ -250,23 +254,46 @@ func (p *Pool) onSignal(sig syscall.Signal) {
 		p.stop(0)
 	case unix.SIGHUP:
 		p.RollingRestart()
-	case unix.SIGTTIN:
-		g := p.scaled()
-		g.scale(g.wanted() + 1)
-	case unix.SIGTTOU:
-		g := p.scaled()
-		g.scale(g.wanted() - 1)
+	case unix.SIGTTIN, unix.SIGTTOU:
+		g, err := p.group("")
+		if err != nil {
+			p.log.Warn("not scaling on "+reaper.SignalName(sig), "error", err)
+			return
+		}
+		if sig == unix.SIGTTIN {
+			g.scale(g.wanted() + 1)
+		} else {
+			g.scale(g.wanted() - 1)
+		}
 	default:
-		for w := range p.workers {
-			if pid := w.pidOf(); pid != 0 {
-				_ = p.spawner.Reaper.Signal(pid, sig, true)
-			}
+		p.forward(sig)
+	}
+}
+
+// forward sends sig to every worker's process group.
+func (p *Pool) forward(sig syscall.Signal) {
+	for w := range p.workers {
+		if pid := w.pidOf(); pid != 0 {
+			_ = p.spawner.Reaper.Signal(pid, sig, true)
 		}
 	}
 }
 
-// scaled is the group that SIGTTIN and SIGTTOU scale.
-func (p *Pool) scaled() *Group { return p.groups[0] }
+// group is the group of process type name; for "", the one that scaling without a type
+// means: web, or the only type.
+func (p *Pool) group(name string) (*Group, error) {
+	var names []string
+	for _, g := range p.groups {
+		if g.name == name || name == "" && (g.web || len(p.groups) == 1) {
+			return g, nil
+		}
+		names = append(names, g.name)
+	}
+	if name == "" {
+		return nil, fmt.Errorf("tender runs several process types and none is web: name one (tender scale TYPE=N; types: %s)", strings.Join(names, ", "))
+	}
+	return nil, fmt.Errorf("no process type %q: the types are %s", name, strings.Join(names, ", "))
+}
 
 // stop begins the graceful stop: no new sessions, the ones in flight finish, then every
 // worker gets SIGTERM, and SIGKILL at the stop deadline.
@@ -331,17 +358,36 @@ func (p *Pool) snapshot() Status {
 	return st
 }
 
-// Restart makes a rolling restart, as SIGHUP does.
-func (p *Pool) Restart() error {
-	p.post(p.RollingRestart)
+// Restart makes a rolling restart of the workers of process type typ, or of every type for
+// "", as SIGHUP does. The groups are made once, in NewPool: their names may be read here.
+func (p *Pool) Restart(typ string) error {
+	if typ == "" {
+		p.post(p.RollingRestart)
+		return nil
+	}
+	g, err := p.group(typ)
+	if err != nil {
+		return err
+	}
+	p.post(func() {
+		if !p.stopping {
+			p.log.Info("rolling restart", "type", g.name)
+			g.rollingRestart()
+		}
+	})
 	return nil
 }
 
-// Scale runs n workers, as SIGTTIN and SIGTTOU do one at a time.
-func (p *Pool) Scale(n int) error {
+// Scale runs n workers of process type typ ("": web, or the only type), as SIGTTIN and
+// SIGTTOU do one at a time.
+func (p *Pool) Scale(typ string, n int) error {
 	if n < 1 {
 		return fmt.Errorf("cannot scale to %d workers: at least 1", n)
 	}
-	p.post(func() { p.scaled().scale(n) })
+	g, err := p.group(typ)
+	if err != nil {
+		return err
+	}
+	p.post(func() { g.scale(n) })
 	return nil
 }

@@ -50,11 +50,15 @@ type worker struct {
 	kept      bool          // a replacement of it failed: not recycled again (a rolling restart may try)
 	reason    string        // why it is being replaced or stopped
 	known     []reaper.Proc // its descendants when it became ready: see leftovers
+	via       string        // how it became ready: readyPort, readyNotify or readyUptime
 }
+
+// exitStatus is an exit with status code, as a process that called exit(code) has.
+func exitStatus(code int) reaper.Exit { return reaper.Exit{Status: unix.WaitStatus(code << 8)} }
 
 // exitCannotExecute is the exit of a worker that could not be started at all, handled as
 // one that died at once so that backoff and the budget apply.
-var exitCannotExecute = reaper.Exit{Status: unix.WaitStatus(ExitCannotExecute << 8)}
+var exitCannotExecute = exitStatus(ExitCannotExecute)
 
 // pidOf is w's pid, or while its start has not returned, the pid the kernel gave it (0 before
 // the fork).
@@ -79,6 +83,15 @@ func (w *worker) start() error {
 		return fmt.Errorf("notify socket: %w", err)
 	}
 	w.notify = notify
+	env := WithEnv(p.cfg.Env,
+		"PORT="+strconv.Itoa(port),
+		"TENDER_WORKER_ID="+strconv.Itoa(w.slot.id),
+		"TENDER_PROCESS_TYPE="+g.name,
+		"NOTIFY_SOCKET="+notify.name)
+	args, err := g.argv(env)
+	if err != nil {
+		return err
+	}
 	var outP, errP [2]int
 	if err := unix.Pipe2(outP[:], unix.O_CLOEXEC); err != nil {
 		notify.Close()
@@ -95,12 +108,8 @@ func (w *worker) start() error {
 	// blocking, as programs expect of their stdout.
 	_ = unix.SetNonblock(outP[0], true)
 	_ = unix.SetNonblock(errP[0], true)
-	env := append(append([]string(nil), p.cfg.Env...),
-		"PORT="+strconv.Itoa(port),
-		"TENDER_WORKER_ID="+strconv.Itoa(w.slot.id),
-		"NOTIFY_SOCKET="+notify.name)
 	w.birth = new(reaper.Birth)
-	sp := Spawn{Args: g.args, Env: env, Stdio: [3]int{p.devNull, outP[1], errP[1]}, Birth: w.birth}
+	sp := Spawn{Args: args, Env: env, Stdio: [3]int{p.devNull, outP[1], errP[1]}, Birth: w.birth}
 
 	go func() {
 		exits := make(chan reaper.Exit, 1)
@@ -141,13 +150,14 @@ func (w *worker) start() error {
 }
 
 func (w *worker) onStartFailed(err error) {
-	w.p.log.Error("cannot start a worker", "id", w.slot.id, "error", err)
+	w.p.log.Error("cannot start a worker", w.slot.logArgs("error", err)...)
 	w.slot.g.onExit(w, exitCannotExecute)
 }
 
 func (w *worker) onStarted(pid int, err error) {
+	p, g := w.p, w.slot.g
 	w.pid = pid
-	if !w.p.workers[w] {
+	if !p.workers[w] {
 		return
 	}
 	var se *StartError
@@ -155,15 +165,35 @@ func (w *worker) onStarted(pid int, err error) {
 		w.startErr = se // the process exits; the report comes with its exit
 		return
 	}
-	w.p.log.Debug("worker started", "id", w.slot.id, "pid", pid, "port", w.port)
+	p.log.Debug("worker started", w.slot.logArgs("pid", pid, "port", w.port)...)
 	if w.state == Stopping { // told to stop before its pid was known
 		w.signalStop()
 		return
 	}
-	ours := func() bool { return listensOn(pid, w.port, descendantPids) }
+	sent := w.notify.readySent()
+	if g.web {
+		ours := func() bool { return listensOn(pid, w.port, descendantPids) }
+		go func() {
+			if how := waitReady(w.stop, w.port, sent, ours); how != "" {
+				p.post(func() { w.onReady(how) })
+			}
+		}()
+		return
+	}
+	settle, mustNotify := time.Until(w.started.Add(p.cfg.Backoff.MinUptime)), g.sendsReady
 	go func() {
-		if how := waitReady(w.stop, w.port, w.notify, ours); how != "" {
-			w.p.post(func() { w.onReady(how) })
+		how := waitRunning(w.stop, sent, settle, mustNotify)
+		if how == "" {
+			return
+		}
+		p.post(func() { w.onReady(how) })
+		if how == readyUptime {
+			// Should it send READY=1 after all, its type's next workers are awaited by it.
+			select {
+			case <-sent:
+				p.post(func() { g.sendsReady = true })
+			case <-w.stop:
+			}
 		}
 	}()
 }
@@ -173,7 +203,7 @@ func (w *worker) onStartTimeout() {
 	if !p.workers[w] || w.state != Starting {
 		return
 	}
-	p.log.Error("worker did not become ready in time: stopping it", "id", w.slot.id, "pid", w.pidOf(), "timeout", p.cfg.StartTimeout)
+	p.log.Error("worker did not become ready in time: stopping it", w.slot.logArgs("pid", w.pidOf(), "timeout", p.cfg.StartTimeout)...)
 	w.reason = "did not become ready within " + p.cfg.StartTimeout.String()
 	w.terminate()
 	w.expected = false // a failed start: it counts against the budget and leaves a report
@@ -184,12 +214,20 @@ func (w *worker) onReady(how string) {
 	if !p.workers[w] || w.state != Starting {
 		return
 	}
-	w.state, w.readyAt, s.g.served = Ready, time.Now(), true
+	w.state, w.readyAt, w.via, s.g.served = Ready, time.Now(), how, true
 	s.portRetries = 0
-	w.backend = balancer.NewBackend(s.id, net.JoinHostPort("127.0.0.1", strconv.Itoa(w.port)))
-	w.backend.SetRoutable(true)
-	p.router.Add(w.backend)
-	p.log.Info("worker ready", "id", s.id, "pid", w.pid, "port", w.port, "via", how, "after", w.readyAt.Sub(w.started).Round(time.Millisecond))
+	msg := "worker ready"
+	switch {
+	case s.g.web:
+		w.backend = balancer.NewBackend(s.id, net.JoinHostPort("127.0.0.1", strconv.Itoa(w.port)))
+		w.backend.SetRoutable(true)
+		p.router.Add(w.backend)
+	case how == readyNotify:
+		s.g.sendsReady = true
+	default:
+		msg = "worker running"
+	}
+	p.log.Info(msg, s.logArgs("pid", w.pid, "port", w.port, "via", how, "after", w.readyAt.Sub(w.started).Round(time.Millisecond))...)
 	if w.replacing {
 		old := s.worker
 		s.worker, s.next, w.replacing = w, nil, false
@@ -246,7 +284,7 @@ func (w *worker) pastLimits() string {
 			return fmt.Sprintf("its memory %s (its process tree's) is past TENDER_MEMORY_LIMIT %s", mib(mem), mib(cfg.MemoryLimit))
 		}
 	}
-	if cfg.MaxRequests > 0 && w.backend.Processed() >= cfg.MaxRequests {
+	if cfg.MaxRequests > 0 && w.backend != nil && w.backend.Processed() >= cfg.MaxRequests {
 		return fmt.Sprintf("it served %d sessions (TENDER_MAX_REQUESTS)", w.backend.Processed())
 	}
 	return ""
@@ -256,18 +294,20 @@ func (w *worker) pastLimits() string {
 // drain deadline), then SIGTERM.
 func (w *worker) retire(reason string) {
 	p := w.p
-	switch w.state {
-	case Ready:
+	switch {
+	case w.state == Ready && w.backend == nil: // it takes no sessions: nothing to drain
+		w.terminate()
+	case w.state == Ready:
 		w.backend.SetRoutable(false)
 		w.state = Draining
 		w.drainedBy = time.Now().Add(p.cfg.StopTimeout)
 		if p.stopping {
 			w.drainedBy = p.drainDeadline()
 		}
-		p.log.Debug("draining worker", "id", w.slot.id, "pid", w.pid, "why", reason)
-	case Starting:
+		p.log.Debug("draining worker", w.slot.logArgs("pid", w.pid, "why", reason)...)
+	case w.state == Starting:
 		w.terminate()
-	case Draining:
+	case w.state == Draining:
 		if p.stopping && w.drainedBy.After(p.drainDeadline()) {
 			w.drainedBy = p.drainDeadline()
 		}
@@ -299,22 +339,26 @@ func (w *worker) signalStop() {
 	if p.stopping {
 		grace = max(min(grace, time.Until(p.stopDeadline)), 0)
 	}
-	p.log.Debug("stopping worker", "id", w.slot.id, "pid", w.pidOf(), "kill_after", grace.Round(time.Millisecond))
+	p.log.Debug("stopping worker", w.slot.logArgs("pid", w.pidOf(), "kill_after", grace.Round(time.Millisecond))...)
 	_ = p.spawner.Reaper.Signal(w.pidOf(), unix.SIGTERM, true)
 	time.AfterFunc(grace, func() {
 		p.post(func() {
 			if p.workers[w] {
-				p.log.Warn("worker did not stop on SIGTERM; sending SIGKILL", "id", w.slot.id, "pid", w.pidOf(), "after", grace.Round(time.Millisecond))
+				p.log.Warn("worker did not stop on SIGTERM; sending SIGKILL", w.slot.logArgs("pid", w.pidOf(), "after", grace.Round(time.Millisecond))...)
 				_ = p.spawner.Reaper.Signal(w.pidOf(), unix.SIGKILL, true)
 			}
 		})
 	})
 }
 
-// row is the worker's line of the worker table.
+// row is the worker's line of the worker table. A worker that is up without having said so
+// (a type that serves no port, and sent no READY=1) is running rather than ready.
 func (w *worker) row() WorkerStatus {
-	row := WorkerStatus{ID: w.slot.id, Pid: w.pid, State: string(w.state), Restarts: w.slot.restarts,
+	row := WorkerStatus{ID: w.slot.id, Type: w.slot.g.name, Pid: w.pid, State: string(w.state), Restarts: w.slot.restarts,
 		UptimeSeconds: time.Since(w.started).Seconds()}
+	if w.state == Ready && w.via == readyUptime {
+		row.State = Running
+	}
 	if w.backend != nil {
 		row.Sessions, row.Processed = w.backend.Sessions(), w.backend.Processed()
 	}

@@ -97,9 +97,9 @@ func listenFront(cfg *config.Config, log hclog.Logger) (apps.Router, error) {
 }
 
 // newPool makes the pool of workers.
-func newPool(cfg *config.Config, spawner *apps.Spawner, env []string, router apps.Router, oom *capabilities.OOMWatch, log hclog.Logger) (*apps.Pool, error) {
+func newPool(cfg *config.Config, types []apps.TypeConfig, spawner *apps.Spawner, env []string, router apps.Router, oom *capabilities.OOMWatch, log hclog.Logger) (*apps.Pool, error) {
 	return apps.NewPool(apps.PoolConfig{
-		Types:         []apps.TypeConfig{{Name: "web", Args: cfg.Command, Count: cfg.Workers}},
+		Types:         types,
 		Env:           env,
 		StartTimeout:  cfg.StartTimeout,
 		StopTimeout:   cfg.StopTimeout,
