@@ -36,6 +36,11 @@ func (g *Group) onExit(w *worker, exit reaper.Exit) {
 	}
 	c := crash{w: w, exit: exit, uptime: time.Since(w.started), cleared: w.endLeftovers(),
 		oom: exit.Status.Signaled() && exit.Status.Signal() == unix.SIGKILL && p.oom.Struck()}
+	if g.isRelease() {
+		p.ports.release(w.port)
+		p.onReleaseExit(w, exit, c.cleared)
+		return
+	}
 	if w.expected {
 		p.ports.release(w.port)
 		p.log.Debug("worker stopped", s.logArgs("pid", w.pid, "status", exit.String())...)

@@ -133,7 +133,7 @@ func (g *Group) spawn(s *slot, replacing bool) {
 // then drains and stops. It reports whether a replacement started.
 func (g *Group) replace(w *worker, reason string) bool {
 	s := w.slot
-	if !g.p.workers[w] || g.p.stopping || s.worker != w || s.next != nil || s.retiring || w.state != Ready {
+	if !g.p.workers[w] || g.p.stopping || s.worker != w || s.next != nil || s.retiring || w.state != Ready || g.isRelease() {
 		return false
 	}
 	g.p.log.Info("replacing worker", s.logArgs("pid", w.pid, "why", reason)...)
@@ -231,7 +231,7 @@ func (g *Group) wanted() int {
 
 // scale runs n workers: new slots start, the highest ones retire.
 func (g *Group) scale(n int) {
-	if g.p.stopping || n < 1 {
+	if g.p.stopping || g.p.releasing() || n < 1 {
 		return
 	}
 	have := g.wanted()

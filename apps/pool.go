@@ -1,6 +1,7 @@
 package apps
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"github.com/tenderinit/tender/balancer"
 	"github.com/tenderinit/tender/capabilities"
 	"github.com/tenderinit/tender/config"
+	"github.com/tenderinit/tender/procfile"
 	"github.com/tenderinit/tender/reaper"
 )
 
@@ -75,6 +77,7 @@ type Pool struct {
 	events  chan func()
 	done    chan struct{}    // closed when Run returns
 	groups  []*Group         // the process types, in the Procfile's order
+	release *Group           // the release phase (release.go), nil without one
 	workers map[*worker]bool // every live process, of every group
 	seq     int
 
@@ -101,9 +104,7 @@ func NewPool(cfg PoolConfig, spawner *Spawner, router Router, log hclog.Logger) 
 		oom: cfg.OOM, devNull: devNull, ports: newPortPicker(log),
 		events: make(chan func(), 64), done: make(chan struct{}), workers: map[*worker]bool{},
 	}
-	for _, t := range cfg.Types {
-		p.groups = append(p.groups, newGroup(p, t))
-	}
+	p.newGroups(cfg.Types)
 	return p, nil
 }
 
@@ -129,8 +130,10 @@ func (p *Pool) post(fn func()) {
 // non-zero after a crash loop.
 func (p *Pool) Run(signals <-chan os.Signal) int {
 	defer close(p.done)
-	for _, g := range p.groups {
-		g.start()
+	if p.release != nil {
+		p.startRelease()
+	} else {
+		p.startGroups()
 	}
 	tick := time.NewTimer(time.Hour)
 	tick.Stop()
@@ -242,7 +245,7 @@ func (p *Pool) stopIfNoneLeft() {
 func (p *Pool) onSignal(sig syscall.Signal) {
 	switch sig {
 	case unix.SIGTERM, unix.SIGINT:
-		if p.cfg.ShutdownDelay > 0 && !p.delaying && !p.stopping {
+		if p.cfg.ShutdownDelay > 0 && !p.delaying && !p.stopping && !p.releasing() {
 			// The endpoints may still route to this container: serve on, but say stopping.
 			p.delaying = true
 			p.log.Info("serving on for the shutdown delay, then stopping gracefully", "signal", reaper.SignalName(sig),
@@ -252,9 +255,15 @@ func (p *Pool) onSignal(sig syscall.Signal) {
 		}
 		p.log.Info("stopping gracefully", "signal", reaper.SignalName(sig), "within", p.cfg.StopTimeout)
 		p.stop(0)
-	case unix.SIGHUP:
-		p.RollingRestart()
-	case unix.SIGTTIN, unix.SIGTTOU:
+	case unix.SIGHUP, unix.SIGTTIN, unix.SIGTTOU:
+		if p.releasing() { // the release phase's own: there is nothing to roll or scale yet
+			p.forward(sig)
+			return
+		}
+		if sig == unix.SIGHUP {
+			p.RollingRestart()
+			return
+		}
 		g, err := p.group("")
 		if err != nil {
 			p.log.Warn("not scaling on "+reaper.SignalName(sig), "error", err)
@@ -289,8 +298,11 @@ func (p *Pool) group(name string) (*Group, error) {
 		}
 		names = append(names, g.name)
 	}
-	if name == "" {
+	switch {
+	case name == "":
 		return nil, fmt.Errorf("tender runs several process types and none is web: name one (tender scale TYPE=N; types: %s)", strings.Join(names, ", "))
+	case name == procfile.Release:
+		return nil, errors.New("the release type runs once, before the others: it is neither restarted nor scaled")
 	}
 	return nil, fmt.Errorf("no process type %q: the types are %s", name, strings.Join(names, ", "))
 }
@@ -347,6 +359,9 @@ func (p *Pool) Status() Status {
 // the workers that left their slot's service (draining, stopping), which are still processes.
 func (p *Pool) snapshot() Status {
 	st := Status{Workers: []WorkerStatus{}, Queue: p.router.QueueLen(), Tender: TenderStatus{Stopping: p.stopping || p.delaying}}
+	if p.releasing() {
+		st.Workers = append(st.Workers, p.release.rows()...)
+	}
 	for _, g := range p.groups {
 		st.Workers = append(st.Workers, g.rows()...)
 	}

@@ -170,6 +170,10 @@ func (w *worker) onStarted(pid int, err error) {
 		w.signalStop()
 		return
 	}
+	if g.isRelease() {
+		w.onReleaseStarted()
+		return
+	}
 	sent := w.notify.readySent()
 	if g.web {
 		ours := func() bool { return listensOn(pid, w.port, descendantPids) }

@@ -44,12 +44,13 @@ Every setting is an environment variable TENDER_<NAME> and a flag --<name>; the 
 const signalsAndCodes = `
 Signals (single mode): every catchable signal but SIGCHLD and SIGURG is forwarded to the child.
 Signals (pool mode): TERM/INT graceful stop, HUP rolling restart of every type, TTIN/TTOU one
-  web worker more/less, USR1/USR2 forwarded to every worker.
+  web worker more/less, USR1/USR2 forwarded to every worker. During a Procfile's release phase,
+  every signal goes to the release process, and TERM/INT stop it.
 
 Exit status: the child's; 128+N when signal N killed it; 127 command not found (or a Procfile
   command that needs /bin/sh, without one); 126 cannot execute; 2 usage or configuration error.
   In pool mode 0 after a graceful stop, 1 when no worker can serve or a process type cannot run
-  at all (its workers crash in a loop).
+  at all (its workers crash in a loop); a failed release phase's status.
 `
 
 func printHelp(w io.Writer) {
