@@ -46,6 +46,10 @@ type PoolConfig struct {
 	Backoff       Backoff // the template of every slot's backoff
 	// OOM tells an exit by SIGKILL from the OOM killer's; nil tells none.
 	OOM *capabilities.OOMWatch
+	// OutputLabels starts each line of the workers' output with its worker (web.0 | ...), or
+	// with OutputJSON makes it a JSON object (see lineLabel).
+	OutputLabels bool
+	OutputJSON   bool
 }
 
 // TypeConfig is one process type: its name, its command and how many of its processes run.
@@ -73,6 +77,8 @@ type Pool struct {
 	oom     *capabilities.OOMWatch
 	devNull int
 	ports   *portPicker
+	// labelWidth is the width of the workers' output labels (see lineLabel).
+	labelWidth int
 
 	events  chan func()
 	done    chan struct{}    // closed when Run returns
@@ -101,11 +107,20 @@ func NewPool(cfg PoolConfig, spawner *Spawner, router Router, log hclog.Logger) 
 	p := &Pool{
 		cfg: cfg, spawner: spawner, router: router, log: log,
 		stdout: NewOutput(Stdout), stderr: NewOutput(Stderr),
-		oom: cfg.OOM, devNull: devNull, ports: newPortPicker(log),
+		oom: cfg.OOM, devNull: devNull, ports: newPortPicker(log), labelWidth: labelWidth(cfg.Types),
 		events: make(chan func(), 64), done: make(chan struct{}), workers: map[*worker]bool{},
 	}
 	p.newGroups(cfg.Types)
 	return p, nil
+}
+
+// lineLabel is the label of the lines that the worker of s writes on stream, nil when the
+// output is not labelled.
+func (p *Pool) lineLabel(s *slot, stream string) *lineLabel {
+	if !p.cfg.OutputLabels {
+		return nil
+	}
+	return newLineLabel(s.g.name, s.id, stream, p.labelWidth, p.cfg.OutputJSON)
 }
 
 // noRouter is the router of a pool without a front socket.

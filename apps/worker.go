@@ -118,12 +118,13 @@ func (w *worker) start() error {
 		unix.Close(errP[1])
 		copied := make(chan struct{}, 2)
 		for _, c := range []struct {
-			fd  int
-			out *Output
-		}{{outP[0], p.stdout}, {errP[0], p.stderr}} {
+			fd     int
+			out    *Output
+			stream string
+		}{{outP[0], p.stdout, "stdout"}, {errP[0], p.stderr, "stderr"}} {
 			go func() {
 				f := os.NewFile(uintptr(c.fd), "worker output")
-				copyLines(f, c.out, w.tail)
+				copyLines(f, c.out, w.tail, p.lineLabel(w.slot, c.stream))
 				f.Close()
 				copied <- struct{}{}
 			}()

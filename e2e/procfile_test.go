@@ -118,7 +118,7 @@ shell: echo "shell $TENDER_WORKER_ID $PORT" >> `+filepath.Join(dir, "shell")+` &
 `)
 	front, admin := "127.0.0.1:"+freePort(t), "127.0.0.1:"+freePort(t)
 	p := startPool(t, []string{"TENDER_FORMATION=web=3,worker=2", "TENDER_LISTEN=" + front, "TENDER_ADMIN=" + admin,
-		"TENDER_ENV_FILE=" + envFile, "TENDER_MIN_UPTIME=300ms", "TENDER_OUTPUT_LABELS=off"}, "--procfile", procfile)
+		"TENDER_ENV_FILE=" + envFile, "TENDER_MIN_UPTIME=300ms"}, "--procfile", procfile)
 	st := p.waitFor("3 web ready, 2 worker and 1 shell running", 20*time.Second, func(st apps.Status) bool {
 		return inState(st, "web", "ready") == 3 && inState(st, "worker", "running") == 2 && inState(st, "shell", "running") == 1 && len(st.Workers) == 6
 	})
@@ -313,6 +313,65 @@ func TestProcfileBadInputIsExit2(t *testing.T) {
 			want := strings.NewReplacer("{file}", path, "{envfile}", envPath).Replace(tc.want)
 			if stderr := r.Stderr.String(); !strings.Contains(stderr, want) || strings.Contains(stderr, "worker ready") || strings.Contains(stderr, "worker running") {
 				t.Errorf("stderr does not say %q, or says a worker started:\n%s", want, stderr)
+			}
+		})
+	}
+}
+
+// Each line of every app process is labelled with where it came from, the bars aligned across
+// the types as foreman aligns them; with TENDER_LOG_FORMAT=json each line of tender's stderr,
+// its own and its apps', is one JSON object; TENDER_OUTPUT_LABELS=off leaves the lines as written.
+func TestProcfileLabelsItsOutput(t *testing.T) {
+	t.Parallel()
+	for _, mode := range []string{"text", "json", "off"} {
+		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
+			procfile := writeAppFile(t, t.TempDir(), "Procfile", "web: "+bin.testapp+" serve -say 'web \"says\" hi'\n"+
+				"worker: "+bin.testapp+" serve -no-listen -say 'worker says hi'\n")
+			env := []string{"TENDER_FORMATION=web=2", "TENDER_MIN_UPTIME=100ms"}
+			switch mode {
+			case "json":
+				env = append(env, "TENDER_LOG_FORMAT=json")
+			case "off":
+				env = append(env, "TENDER_OUTPUT_LABELS=off")
+			}
+			p := startPool(t, env, "--procfile", procfile)
+			p.waitFor("2 web ready, the worker running", 20*time.Second, func(st apps.Status) bool {
+				return inState(st, "web", "ready") == 2 && inState(st, "worker", "running") == 1
+			})
+			p.stopsWith0()
+			lines := strings.Split(strings.TrimSpace(p.Stderr.String()), "\n")
+			var apps []string
+			for _, line := range lines {
+				switch mode {
+				case "json":
+					var app struct {
+						Time, Type, Stream, Line string
+						ID                       *int
+					}
+					if !json.Valid([]byte(line)) || !strings.HasPrefix(line, "{") || json.Unmarshal([]byte(line), &app) != nil {
+						t.Fatalf("a line of stderr is not one JSON object: %q", line)
+					}
+					if app.Stream != "" { // an app's line; tender's own have @message
+						if _, err := time.Parse(time.RFC3339Nano, app.Time); err != nil || app.Stream != "stderr" || app.ID == nil {
+							t.Fatalf("an app's line without its time, stream or id: %q", line)
+						}
+						apps = append(apps, app.Type+"."+strconv.Itoa(*app.ID)+" "+app.Line)
+					}
+				default:
+					if strings.Contains(line, "says") {
+						apps = append(apps, line)
+					}
+				}
+			}
+			slices.Sort(apps)
+			want := map[string][]string{
+				"text": {`web.0    | web "says" hi`, `web.1    | web "says" hi`, "worker.0 | worker says hi"},
+				"json": {`web.0 web "says" hi`, `web.1 web "says" hi`, "worker.0 worker says hi"},
+				"off":  {`web "says" hi`, `web "says" hi`, "worker says hi"},
+			}[mode]
+			if !slices.Equal(apps, want) {
+				t.Errorf("the apps' lines: %q, want %q", apps, want)
 			}
 		})
 	}

@@ -112,6 +112,8 @@ func newPool(cfg *config.Config, types []apps.TypeConfig, spawner *apps.Spawner,
 		Restart:       restartPolicy(cfg),
 		Backoff:       backoff(cfg),
 		OOM:           oom,
+		OutputLabels:  cfg.OutputLabels,
+		OutputJSON:    cfg.LogFormat == "json",
 	}, spawner, router, log)
 }
 
