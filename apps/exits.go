@@ -118,7 +118,14 @@ func (g *Group) onCrash(c crash, portTaken bool) {
 		p.stop(w.startErr.Code)
 		return
 	}
-	delay, spent := s.backoff.Exited(uptime)
+	// A worker that never got ready was a failed start however long it lived: timed out after
+	// a TENDER_START_TIMEOUT longer than TENDER_MIN_UPTIME (60s and 10s by default), it used
+	// to count as stable, restart at once and never reach a crash loop.
+	stable := uptime
+	if w.readyAt.IsZero() {
+		stable = 0
+	}
+	delay, spent := s.backoff.Exited(stable)
 	if s.worker != nil && (spent || w.startErr != nil) {
 		g.keepOld(s, exit)
 		return

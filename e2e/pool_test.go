@@ -970,3 +970,18 @@ func TestPoolSecondSighupKeepsOneAtATime(t *testing.T) {
 	p.Signal(syscall.SIGTERM)
 	p.Wait(15 * time.Second)
 }
+
+// A worker that never becomes ready is a failed start, a quick crash, however long it lived:
+// with TENDER_START_TIMEOUT past TENDER_MIN_UPTIME (60s and 10s by default) the timed-out
+// workers used to count as stable, restart at once, and never reach a crash loop.
+func TestPoolWorkerNeverReadyIsAQuickCrash(t *testing.T) {
+	t.Parallel()
+	env := []string{"TENDER_WORKERS=2", "TENDER_START_TIMEOUT=300ms", "TENDER_MIN_UPTIME=100ms", "TENDER_MAX_RESTARTS=1", "TENDER_RESTART_DELAY=10ms"}
+	p := startPool(t, env, "--", bin.testapp, "serve", "-no-listen")
+	if code := p.Wait(20 * time.Second); code != 1 {
+		t.Errorf("exit status %d, want 1: no worker ever became ready", code)
+	}
+	if !strings.Contains(p.Stderr.String(), "every worker is in a crash loop: none can serve; stopping") {
+		t.Errorf("the log does not say why:\n%s", p.Stderr)
+	}
+}
