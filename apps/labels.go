@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/tenderinit/tender/procfile"
 )
 
 // lineLabel says which process a line of output came from, when more than one app process
@@ -24,12 +26,15 @@ type lineLabel struct {
 }
 
 // labelWidth is the width of the widest label of types, web.0 to web.N-1 for each, so that
-// the bars line up as they do in foreman's output. Scaling a type past its count makes longer
+// the bars line up as they do in foreman's output. The release phase's lines come before any
+// other's: its label does not widen the others. Scaling a type past its count makes longer
 // labels, which are not cut.
 func labelWidth(types []TypeConfig) int {
 	width := 0
 	for _, t := range types {
-		width = max(width, len(t.Name)+1+len(strconv.Itoa(max(t.Count-1, 0))))
+		if t.Name != procfile.Release {
+			width = max(width, len(t.Name)+1+len(strconv.Itoa(max(t.Count-1, 0))))
+		}
 	}
 	return width
 }

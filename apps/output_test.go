@@ -56,7 +56,7 @@ func TestCopyLinesKeepsLinesWholeAndTheLastOnes(t *testing.T) {
 // line cut in pieces is labelled piece by piece; in JSON each line is one object, whatever
 // the line holds. Each write is still one whole line.
 func TestCopyLinesLabelsEachLine(t *testing.T) {
-	width := labelWidth([]TypeConfig{{Name: "web", Count: 12}, {Name: "worker", Count: 2}})
+	width := labelWidth([]TypeConfig{{Name: "release", Count: 1}, {Name: "web", Count: 12}, {Name: "worker", Count: 2}})
 	if width != len("worker.1") {
 		t.Fatalf("labelWidth = %d, want %d", width, len("worker.1"))
 	}

@@ -35,12 +35,15 @@ func TestProcfileSignals(t *testing.T) {
 	})
 
 	workers := pidsOf(st, "worker")
-	p.Signal(syscall.SIGTTIN)
-	st = p.waitFor("3 web after SIGTTIN", 10*time.Second, upAsFormed(3))
-	p.Signal(syscall.SIGTTOU)
-	st = p.waitFor("2 web after SIGTTOU", 10*time.Second, upAsFormed(2))
-	if got := pidsOf(st, "worker"); !slices.Equal(got, workers) {
-		t.Errorf("scaling web touched the workers: %v, were %v", got, workers)
+	for _, step := range []struct {
+		sig syscall.Signal
+		web int
+	}{{syscall.SIGTTIN, 3}, {syscall.SIGTTOU, 2}} {
+		p.Signal(step.sig)
+		st = p.waitFor("web scaled by "+step.sig.String(), 10*time.Second, upAsFormed(step.web))
+		if got := pidsOf(st, "worker"); !slices.Equal(got, workers) {
+			t.Errorf("%v touched the workers: %v, were %v", step.sig, got, workers)
+		}
 	}
 
 	p.Signal(syscall.SIGHUP)

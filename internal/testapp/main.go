@@ -121,9 +121,14 @@ type Note struct {
 	Args  []string `json:"args"` // its arguments after FILE
 }
 
-// note FILE [ARG...]: append a start Note to FILE, then wait for SIGTERM, append a term Note
-// and exit 0. A process of a Procfile type that serves no port.
+// note [-exit] FILE [ARG...]: append a start Note to FILE, then wait for SIGTERM, append a term
+// Note and exit 0; with -exit, exit 0 at once. A process of a Procfile type that serves no
+// port, or a release phase.
 func cmdNote(args []string) {
+	once := len(args) > 0 && args[0] == "-exit"
+	if once {
+		args = args[1:]
+	}
 	c := make(chan os.Signal, 1)
 	signal.Notify(c, syscall.SIGTERM)
 	write := func(event string) {
@@ -138,6 +143,9 @@ func cmdNote(args []string) {
 		must(f.Close())
 	}
 	write("start")
+	if once {
+		return
+	}
 	<-c
 	write("term")
 }
