@@ -140,9 +140,10 @@ func (p *Pool) post(fn func()) {
 	}
 }
 
-// Run starts the workers and watches over them until a stop signal has ended them all, or
-// the workers crash in a loop. It returns tender's exit status: 0 after a graceful stop,
-// non-zero after a crash loop.
+// Run starts the release phase, if any, then the workers of every type, and watches over them
+// until a stop signal has ended them all, no worker can serve, or a type cannot run at all. It
+// returns tender's exit status: 0 after a graceful stop, 1 after a crash loop, a failed
+// release phase's status.
 func (p *Pool) Run(signals <-chan os.Signal) int {
 	defer close(p.done)
 	if p.release != nil {
