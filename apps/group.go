@@ -60,11 +60,6 @@ func (g *Group) argv(env []string) ([]string, error) {
 	return c.Args, nil
 }
 
-// logArgs are the key-value pairs of a log line about s: its id and type first, then kv.
-func (s *slot) logArgs(kv ...any) []any {
-	return append([]any{"id", s.id, "type", s.g.name}, kv...)
-}
-
 // slot is a place for one worker: its TENDER_WORKER_ID, its backoff and its last failure.
 type slot struct {
 	g        *Group
@@ -80,6 +75,11 @@ type slot struct {
 	portRetries int
 	// crashLoop: its budget of quick crashes is spent; it retries while the others serve.
 	crashLoop bool
+}
+
+// logArgs are the key-value pairs of a log line about s: its id and type first, then kv.
+func (s *slot) logArgs(kv ...any) []any {
+	return append([]any{"id", s.id, "type", s.g.name}, kv...)
 }
 
 // start starts the group's workers.
@@ -231,7 +231,11 @@ func (g *Group) wanted() int {
 
 // scale runs n workers: new slots start, the highest ones retire.
 func (g *Group) scale(n int) {
-	if g.p.stopping || g.p.releasing() || n < 1 {
+	if g.p.releasing() {
+		g.p.log.Warn("not scaling during the release phase", "type", g.name, "to", n)
+		return
+	}
+	if g.p.stopping || n < 1 {
 		return
 	}
 	have := g.wanted()
