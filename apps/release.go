@@ -57,7 +57,7 @@ func (p *Pool) onReleaseExit(w *worker, exit reaper.Exit, cleared <-chan struct{
 	}
 }
 
-// startGroups starts every group but the release phase.
+// startGroups starts every group but the release phase; with none to start, the pool is done.
 func (p *Pool) startGroups() {
 	if p.stopping {
 		return
@@ -65,6 +65,7 @@ func (p *Pool) startGroups() {
 	for _, g := range p.groups {
 		g.start()
 	}
+	p.stopIfNoneLeft()
 }
 
 // newGroups makes the pool's groups, the release phase apart (when its count is not 0).

@@ -288,6 +288,8 @@ func TestProcfileBadInputIsExit2(t *testing.T) {
 		{name: "Procfile and COMMAND", args: []string{"--", bin.testapp, "sleep", "1"}, want: "TENDER_PROCFILE={file} and a COMMAND"},
 		{name: "unknown type in the formation", env: []string{"TENDER_FORMATION=web=2,wroker=1"},
 			want: `invalid TENDER_FORMATION="web=2,wroker=1": "wroker=1": no process type wroker in the Procfile (it has web, worker`},
+		{name: "a release phase alone", procfile: "release: app\n", want: "{file} has no process type but release, which runs before the others"},
+		{name: "a formation that runs nothing", env: []string{"TENDER_FORMATION=all=0"}, want: `invalid TENDER_FORMATION="all=0": it runs no process of {file}'s types (web, worker)`},
 		{name: "listen without web", procfile: "worker: app\n", env: []string{"TENDER_LISTEN=127.0.0.1:1"}, want: "TENDER_LISTEN=127.0.0.1:1 needs a process type web in {file}"},
 		{name: "malformed env file", envFile: "A=1\n\nnot a pair\n", want: `{envfile}:3: want KEY=VALUE with KEY of letters, digits and _, got "not a pair"`},
 	} {

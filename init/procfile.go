@@ -57,9 +57,14 @@ func readAppFiles(cfg *config.Config) (*appFiles, error) {
 		return nil, fmt.Errorf("TENDER_LISTEN=%s needs a process type web in %s to balance over; it has %s",
 			cfg.Listen, cfg.Procfile, strings.Join(names, ", "))
 	}
-	running := 0
+	running := 0 // the release phase alone would run and leave nothing running
 	for _, t := range a.poolTypes(cfg) {
-		running += t.Count
+		if t.Name != procfile.Release {
+			running += t.Count
+		}
+	}
+	if running == 0 && cfg.Formation == "" {
+		return nil, fmt.Errorf("%s has no process type but release, which runs before the others: nothing would run after it", cfg.Procfile)
 	}
 	if running == 0 {
 		return nil, fmt.Errorf("invalid TENDER_FORMATION=%q: it runs no process of %s's types (%s)",
