@@ -81,11 +81,13 @@ type Pool struct {
 	labelWidth int
 
 	events  chan func()
-	done    chan struct{}    // closed when Run returns
-	groups  []*Group         // the process types, in the Procfile's order
-	release *Group           // the release phase (release.go), nil without one
-	workers map[*worker]bool // every live process, of every group
-	seq     int
+	done    chan struct{} // closed when Run returns
+	groups  []*Group      // the process types, in the Procfile's order
+	release *Group        // the release phase (release.go), nil without one
+	// groupsStarted: the groups but the release phase have started.
+	groupsStarted bool
+	workers       map[*worker]bool // every live process, of every group
+	seq           int
 
 	stopping bool
 	// delaying: SIGTERM or SIGINT came, and the pool serves on for TENDER_SHUTDOWN_DELAY
@@ -375,7 +377,7 @@ func (p *Pool) Status() Status {
 // the workers that left their slot's service (draining, stopping), which are still processes.
 func (p *Pool) snapshot() Status {
 	st := Status{Workers: []WorkerStatus{}, Queue: p.router.QueueLen(), Tender: TenderStatus{Stopping: p.stopping || p.delaying}}
-	if p.releasing() {
+	if p.release != nil && !p.groupsStarted { // while it runs, and while it is stopped
 		st.Workers = append(st.Workers, p.release.rows()...)
 	}
 	for _, g := range p.groups {

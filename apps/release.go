@@ -21,9 +21,10 @@ func (p *Pool) startRelease() {
 	p.release.start()
 }
 
-// releasing reports whether the release phase is running.
+// releasing reports whether the release phase is on: from its start until the other groups
+// start (what it left behind is ended first), or tender stops.
 func (p *Pool) releasing() bool {
-	return p.release != nil && p.release.activeSlots() > 0
+	return p.release != nil && !p.groupsStarted && !p.stopping
 }
 
 // isRelease reports whether g is the release phase.
@@ -62,6 +63,7 @@ func (p *Pool) startGroups() {
 	if p.stopping {
 		return
 	}
+	p.groupsStarted = true
 	for _, g := range p.groups {
 		g.start()
 	}
