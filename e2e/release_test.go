@@ -37,10 +37,11 @@ func TestProcfileReleaseRunsFirst(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	goOn := filepath.Join(dir, "go-on")
-	procfile := releaseProcfile(t, dir, `echo "$TENDER_PROCESS_TYPE.$TENDER_WORKER_ID $PORT" > `+filepath.Join(dir, "release")+
+	note := filepath.Join(dir, "release")
+	procfile := releaseProcfile(t, dir, `echo "$TENDER_PROCESS_TYPE.$TENDER_WORKER_ID $PORT" > `+note+`.tmp && mv `+note+`.tmp `+note+
 		`; while [ ! -e `+goOn+` ]; do sleep 0.02; done`)
 	p := startPool(t, []string{"TENDER_MIN_UPTIME=200ms", "TENDER_LISTEN=127.0.0.1:" + freePort(t)}, "--procfile", procfile)
-	got := waitFile(t, filepath.Join(dir, "release"), 10*time.Second)
+	got := waitFile(t, note, 10*time.Second)
 	if f := strings.Fields(got); len(f) != 2 || f[0] != "release.0" || f[1] == "" {
 		t.Errorf("the release process had %q, want release.0 and a PORT", got)
 	}
