@@ -1,7 +1,8 @@
 # tender: a tiny PID 1 for containers.
 #   make run    build and run tender over the demo app
 #   make test   every test (the end-to-end ones need root, unshare, runc and a Docker engine)
-#   make bench  compare tender with tini, dumb-init and catatonit; time the pool
+#   make bench  compare tender with tini, dumb-init and catatonit; time the pool; tender
+#               beside supervisord running a Procfile's programs
 #   make bench-balancer  tender's balancer against HAProxy and nginx
 
 GO      ?= go
@@ -42,6 +43,7 @@ fuzz:
 bench: build
 	$(GO) run ./bench/initbench
 	$(GO) run ./bench/poolbench
+	$(GO) run ./bench/procfilebench
 
 bench-balancer:
 	$(GO) run ./bench/balancerbench

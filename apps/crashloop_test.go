@@ -33,3 +33,35 @@ func TestNoneCanServe(t *testing.T) {
 		})
 	}
 }
+
+// A process type that cannot run at all ends tender with 1, even while the others serve: a
+// job runner that never runs must reach the orchestrator. A type that still runs, one slot
+// of it failing, ends nothing.
+func TestCannotRun(t *testing.T) {
+	ok := slotHealth{serving: true}
+	looping := slotHealth{crashLoop: true}
+	starting := slotHealth{}
+	web := func(slots ...slotHealth) typeHealth { return typeHealth{"web", slots} }
+	worker := func(slots ...slotHealth) typeHealth { return typeHealth{"worker", slots} }
+	for _, tc := range []struct {
+		name  string
+		types []typeHealth
+		want  string
+	}{
+		{"every type runs", []typeHealth{web(ok, ok, ok), worker(ok, ok)}, ""},
+		{"one web worker of three in a crash loop", []typeHealth{web(ok, looping, ok), worker(ok, ok)}, ""},
+		{"one worker of two in a crash loop", []typeHealth{web(ok, ok, ok), worker(looping, ok)}, ""},
+		{"every worker in a crash loop, web serving", []typeHealth{web(ok, ok, ok), worker(looping, looping)}, "worker"},
+		{"every web worker in a crash loop", []typeHealth{web(looping, looping), worker(ok)}, "web"},
+		{"the workers still within their budget", []typeHealth{web(ok), worker(looping, starting)}, ""},
+		{"a type scaled to nothing", []typeHealth{web(ok), worker()}, ""},
+		{"pool mode: one type, every slot looping", []typeHealth{web(looping, looping)}, "web"},
+		{"no type", nil, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := cannotRun(tc.types); got != tc.want {
+				t.Errorf("cannotRun(%+v) = %q, want %q", tc.types, got, tc.want)
+			}
+		})
+	}
+}

@@ -14,7 +14,8 @@ import (
 // the pool.
 
 // onExit handles a worker's end: expected (tender stopped it) or a crash.
-func (p *Pool) onExit(w *worker, exit reaper.Exit) {
+func (g *Group) onExit(w *worker, exit reaper.Exit) {
+	p := g.p
 	if !p.workers[w] {
 		return
 	}
@@ -33,15 +34,20 @@ func (p *Pool) onExit(w *worker, exit reaper.Exit) {
 	case s.worker == w:
 		s.worker = nil
 	}
-	c := crash{w: w, exit: exit, uptime: time.Since(w.started), cleared: p.endLeftovers(w),
+	c := crash{w: w, exit: exit, uptime: time.Since(w.started), cleared: w.endLeftovers(),
 		oom: exit.Status.Signaled() && exit.Status.Signal() == unix.SIGKILL && p.oom.Struck()}
-	if w.expected {
+	if g.isRelease() {
 		p.ports.release(w.port)
-		p.log.Debug("worker stopped", "id", s.id, "pid", w.pid, "status", exit.String())
-		p.afterExit(s)
+		p.onReleaseExit(w, exit, c.cleared)
 		return
 	}
-	if w.readyAt.IsZero() && w.startErr == nil && w.pid != 0 && !p.stopping {
+	if w.expected {
+		p.ports.release(w.port)
+		p.log.Debug("worker stopped", s.logArgs("pid", w.pid, "status", exit.String())...)
+		g.afterExit(s)
+		return
+	}
+	if g.web && w.readyAt.IsZero() && w.startErr == nil && w.pid != 0 && !p.stopping {
 		// A worker that failed before it was ready may have found its port taken: known once
 		// what it left is gone, as that may hold the port too. Meanwhile the slot waits.
 		s.waiting = true
@@ -51,13 +57,13 @@ func (p *Pool) onExit(w *worker, exit reaper.Exit) {
 			p.post(func() {
 				s.waiting = false
 				p.ports.release(w.port)
-				p.onCrash(c, taken)
+				g.onCrash(c, taken)
 			})
 		}()
 		return
 	}
 	p.ports.release(w.port)
-	p.onCrash(c, false)
+	g.onCrash(c, false)
 }
 
 // crash is how a worker ended that tender did not stop.
@@ -74,65 +80,72 @@ const maxPortRetries = 3
 
 // onCrash restarts the slot of a crashed worker, or not, as the policy, the backoff and the
 // other slots say. portTaken: the worker never got ready and someone else listens on its port.
-func (p *Pool) onCrash(c crash, portTaken bool) {
-	w, s, exit, uptime := c.w, c.w.slot, c.exit, c.uptime
+func (g *Group) onCrash(c crash, portTaken bool) {
+	p, w, s, exit, uptime := g.p, c.w, c.w.slot, c.exit, c.uptime
 	if portTaken && s.portRetries < maxPortRetries && !p.stopping && !s.retiring {
 		// It could not bind its port (another program bound it first): no fault of the app's,
 		// so no crash to count. It starts again at once, on another port.
 		s.portRetries++
 		p.log.Info("a worker's port was taken by another program before the worker could bind it: "+
-			"restarting it on another port, not counted as a crash", "id", s.id, "pid", w.pid, "port", w.port, "exit", exit.String())
-		p.restartSlot(s, 0, c.cleared)
+			"restarting it on another port, not counted as a crash", s.logArgs("pid", w.pid, "port", w.port, "exit", exit.String())...)
+		g.restartSlot(s, 0, c.cleared)
 		return
 	}
 	s.portRetries = 0
 	last := exit.String()
 	if c.oom {
 		last = "killed by the OOM killer"
-		p.log.Log(crashLevel(s, hclog.Warn), "worker killed by the OOM killer", "id", s.id, "pid", w.pid, "uptime", uptime.Round(time.Millisecond))
+		p.log.Log(crashLevel(s, hclog.Warn), "worker killed by the OOM killer", s.logArgs("pid", w.pid, "uptime", uptime.Round(time.Millisecond))...)
 	}
 	if w.readyAt.IsZero() {
-		p.report(w, exit, uptime)
+		g.report(w, exit, uptime)
 	} else if !c.oom {
-		p.log.Log(crashLevel(s, hclog.Warn), "worker exited", "id", s.id, "pid", w.pid, "status", exit.String(), "uptime", uptime.Round(time.Millisecond))
+		p.log.Log(crashLevel(s, hclog.Warn), "worker exited", s.logArgs("pid", w.pid, "status", exit.String(), "uptime", uptime.Round(time.Millisecond))...)
 	}
 	if p.stopping {
-		p.afterExit(s)
+		g.afterExit(s)
 		return
 	}
 	if s.retiring || !restartWanted(p.cfg.Restart, exit.Code()) {
 		p.exitCode = exit.Code()
-		p.afterExit(s)
+		g.afterExit(s)
 		return
 	}
-	if w.startErr != nil && !p.served {
+	if w.startErr != nil && !g.served {
 		// The command cannot be started at all (not found, a user that cannot be set...): no
 		// restart will change that. tender ends with the status a shell would give.
-		p.log.Error("the workers cannot be started; stopping", "id", s.id, "step", w.startErr.Step, "error", w.startErr.Msg)
+		p.log.Error("the workers cannot be started; stopping", s.logArgs("step", w.startErr.Step, "error", w.startErr.Msg)...)
 		p.stop(w.startErr.Code)
 		return
 	}
-	delay, spent := s.backoff.Exited(uptime)
+	// A worker that never got ready was a failed start however long it lived: timed out after
+	// a TENDER_START_TIMEOUT longer than TENDER_MIN_UPTIME (60s and 10s by default), it used
+	// to count as stable, restart at once and never reach a crash loop.
+	stable := uptime
+	if w.readyAt.IsZero() {
+		stable = 0
+	}
+	delay, spent := s.backoff.Exited(stable)
 	if s.worker != nil && (spent || w.startErr != nil) {
-		p.keepOld(s, exit)
+		g.keepOld(s, exit)
 		return
 	}
-	p.setCrashLoop(s, spent, last)
+	g.setCrashLoop(s, spent, last)
 	if spent {
-		if noneCanServe(p.health()) {
-			p.log.Error("every worker is in a crash loop: none can serve; stopping", "workers", len(p.health()), "last", last)
-			p.stop(1)
+		if typ := cannotRun(p.health()); typ != "" {
+			p.stopCannotRun(typ, last)
 			return
 		}
 		delay = max(delay, crashLoopRetry)
 	}
-	p.log.Log(crashLevel(s, hclog.Info), "restarting worker", "id", s.id, "after", delay, "restarts", s.restarts+1)
-	p.restartSlot(s, delay, c.cleared)
+	p.log.Log(crashLevel(s, hclog.Info), "restarting worker", s.logArgs("after", delay, "restarts", s.restarts+1)...)
+	g.restartSlot(s, delay, c.cleared)
 }
 
 // restartSlot starts a worker for s after delay, once cleared is closed (what its last worker
 // left behind is gone: bounded, see leftovers.end).
-func (p *Pool) restartSlot(s *slot, delay time.Duration, cleared <-chan struct{}) {
+func (g *Group) restartSlot(s *slot, delay time.Duration, cleared <-chan struct{}) {
+	p := g.p
 	s.restarts++
 	s.waiting = true
 	replacing := s.worker != nil // a replacement died; the old worker still serves
@@ -141,7 +154,7 @@ func (p *Pool) restartSlot(s *slot, delay time.Duration, cleared <-chan struct{}
 		p.post(func() {
 			s.waiting = false
 			if !p.stopping && !s.retiring && s.next == nil && (replacing == (s.worker != nil)) {
-				p.spawn(s, replacing)
+				g.spawn(s, replacing)
 			}
 		})
 	})
@@ -151,19 +164,19 @@ func (p *Pool) restartSlot(s *slot, delay time.Duration, cleared <-chan struct{}
 // rolling restart or a recycle onto a broken build). The old worker is kept, and not recycled
 // again; the rolling restart, if any, stops here, as the next slots would fail the same way.
 // A crash budget spent by replacements ends no service.
-func (p *Pool) keepOld(s *slot, exit reaper.Exit) {
-	p.log.Error("the replacement of a worker cannot start; keeping the old one", "id", s.id, "pid", s.worker.pid,
-		"quick_crashes", s.backoff.Quick(), "last", exit.String())
+func (g *Group) keepOld(s *slot, exit reaper.Exit) {
+	g.p.log.Error("the replacement of a worker cannot start; keeping the old one", s.logArgs("pid", s.worker.pid,
+		"quick_crashes", s.backoff.Quick(), "last", exit.String())...)
 	s.worker.kept = true
-	s.backoff = p.cfg.Backoff
-	if p.rollingSlot == s || len(p.rolling) > 0 {
-		p.log.Error("rolling restart abandoned", "left", len(p.rolling))
-		p.rolling, p.rollingSlot = nil, nil
+	s.backoff = g.p.cfg.Backoff
+	if g.rollingSlot == s || len(g.rolling) > 0 {
+		g.p.log.Error("rolling restart abandoned", "type", g.name, "left", len(g.rolling))
+		g.rolling, g.rollingSlot = nil, nil
 	}
 }
 
 // report logs why a worker failed to start, with its last lines, and keeps it for status.
-func (p *Pool) report(w *worker, exit reaper.Exit, lifetime time.Duration) {
+func (g *Group) report(w *worker, exit reaper.Exit, lifetime time.Duration) {
 	r := &SpawnReport{Pid: w.pid, Exit: exit.String(), LifetimeSeconds: lifetime.Seconds(), At: time.Now(), Output: w.tail.Lines()}
 	if w.reason != "" {
 		r.Exit = w.reason + " (" + exit.String() + ")"
@@ -172,12 +185,12 @@ func (p *Pool) report(w *worker, exit reaper.Exit, lifetime time.Duration) {
 		r.Step, r.Exit = w.startErr.Step, w.startErr.Msg+" ("+exit.String()+")"
 	}
 	w.slot.report = r
-	args := []any{"id", w.slot.id, "pid", w.pid, "exit", r.Exit, "lifetime", lifetime.Round(time.Millisecond)}
+	args := w.slot.logArgs("pid", w.pid, "exit", r.Exit, "lifetime", lifetime.Round(time.Millisecond))
 	if r.Step != "" {
 		args = append(args, "step", r.Step)
 	}
 	if len(r.Output) > 0 {
 		args = append(args, "output", r.Output)
 	}
-	p.log.Log(crashLevel(w.slot, hclog.Error), "worker failed to start", args...)
+	g.p.log.Log(crashLevel(w.slot, hclog.Error), "worker failed to start", args...)
 }

@@ -39,17 +39,17 @@ func newLeftovers(pid int, notifyName string, known []reaper.Proc) leftovers {
 
 // endLeftovers ends what w left behind in the background, for the pool's goroutine never
 // waits, and returns a channel closed once that is done: the restart of w's slot waits for it.
-func (p *Pool) endLeftovers(w *worker) <-chan struct{} {
+func (w *worker) endLeftovers() <-chan struct{} {
 	done := make(chan struct{})
 	if w.pid == 0 || w.notify == nil { // it never started
 		close(done)
 		return done
 	}
 	l := newLeftovers(w.pid, w.notify.name, w.known)
-	level, id, grace := crashLevel(w.slot, hclog.Info), w.slot.id, p.cfg.KillGrace
+	level, who, grace := crashLevel(w.slot, hclog.Info), w.slot.logArgs(), w.p.cfg.KillGrace
 	go func() {
 		defer close(done)
-		l.end(grace, p.log, level, id)
+		l.end(grace, w.p.log, level, who)
 	}()
 	return done
 }
@@ -90,13 +90,14 @@ const (
 
 // end sends SIGTERM (and SIGCONT, so that a stopped one acts on it) to every leftover, SIGKILL
 // to those still there after grace, and returns once none is left, or leftoverKillWait after
-// the SIGKILL. It looks again every leftoverRescan, for processes forked meanwhile.
-func (l leftovers) end(grace time.Duration, log hclog.Logger, level hclog.Level, id int) {
+// the SIGKILL. It looks again every leftoverRescan, for processes forked meanwhile. who
+// names the worker in the log.
+func (l leftovers) end(grace time.Duration, log hclog.Logger, level hclog.Level, who []any) {
 	found := l.find()
 	if len(found) == 0 {
 		return
 	}
-	log.Log(level, "ending what a worker left behind", "id", id, "pid", l.pgid, "processes", pids(found))
+	log.Log(level, "ending what a worker left behind", append(who, "pid", l.pgid, "processes", pids(found))...)
 	termed := map[reaper.Proc]bool{}
 	for deadline := time.Now().Add(grace); len(found) > 0 && time.Now().Before(deadline); found = l.find() {
 		for _, p := range found {
@@ -110,10 +111,10 @@ func (l leftovers) end(grace time.Duration, log hclog.Logger, level hclog.Level,
 	if len(found) == 0 {
 		return
 	}
-	log.Warn("what a worker left behind did not end on SIGTERM; sending SIGKILL", "id", id, "processes", pids(found), "after", grace)
+	log.Warn("what a worker left behind did not end on SIGTERM; sending SIGKILL", append(who, "processes", pids(found), "after", grace)...)
 	for deadline := time.Now().Add(leftoverKillWait); len(found) > 0; found = l.find() {
 		if time.Now().After(deadline) {
-			log.Warn("what a worker left behind is still alive after SIGKILL; leaving it", "id", id, "processes", pids(found))
+			log.Warn("what a worker left behind is still alive after SIGKILL; leaving it", append(who, "processes", pids(found))...)
 			return
 		}
 		for _, p := range found {

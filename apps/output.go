@@ -135,9 +135,9 @@ func (t *Tail) Lines() []string {
 	return append([]string(nil), t.lines...)
 }
 
-// copyLines passes r on to out line by line, keeping the last lines in tail, until r ends. A
-// last line without a newline is passed on as it is.
-func copyLines(r io.Reader, out *Output, tail *Tail) {
+// copyLines passes r on to out line by line, each labelled by label unless it is nil, keeping
+// the last lines in tail, until r ends. A last line without a newline is ended with one.
+func copyLines(r io.Reader, out *Output, tail *Tail, label *lineLabel) {
 	br := bufio.NewReaderSize(r, readBuf)
 	var long []byte
 	for {
@@ -156,7 +156,11 @@ func copyLines(r io.Reader, out *Output, tail *Tail) {
 			line = append(line[:n:n], '\n')
 		}
 		if len(line) > 0 {
-			out.writeLine(line)
+			if label != nil {
+				out.writeLine(label.apply(line))
+			} else {
+				out.writeLine(line)
+			}
 			tail.add(line)
 		}
 		if err != nil && !errors.Is(err, bufio.ErrBufferFull) {

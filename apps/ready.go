@@ -36,29 +36,38 @@ func (n *notifySocket) Close() { n.conn.Close() }
 const (
 	readyPort   = "port"
 	readyNotify = "notify"
+	// readyUptime: a worker of a type that serves no port stayed up long enough to count as
+	// running.
+	readyUptime = "uptime"
 )
 
-// waitReady waits until the worker accepts a connection on port (a listener that ours says is
-// the worker's) or sends READY=1, and returns how; it returns "" when stop is closed first.
-func waitReady(stop <-chan struct{}, port int, notify *notifySocket, ours func() bool) string {
-	found := make(chan string, 2)
-	if notify != nil {
-		go func() {
-			buf := make([]byte, 4096)
-			for {
-				n, _, err := notify.conn.ReadFrom(buf)
-				if err != nil {
-					return // closed when the worker is gone
-				}
-				for _, line := range bytes.Split(buf[:n], []byte("\n")) {
-					if string(bytes.TrimSpace(line)) == "READY=1" {
-						found <- readyNotify
-						return
-					}
+// readySent returns a channel that is closed when the worker sends READY=1 on n. Its reader
+// ends when n is closed, once the worker is gone.
+func (n *notifySocket) readySent() <-chan struct{} {
+	sent := make(chan struct{})
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			got, _, err := n.conn.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			for _, line := range bytes.Split(buf[:got], []byte("\n")) {
+				if string(bytes.TrimSpace(line)) == "READY=1" {
+					close(sent)
+					return
 				}
 			}
-		}()
-	}
+		}
+	}()
+	return sent
+}
+
+// waitReady waits until the worker accepts a connection on port (a listener that ours says is
+// the worker's) or sends READY=1 (sent is closed), and returns how; it returns "" when stop is
+// closed first.
+func waitReady(stop <-chan struct{}, port int, sent <-chan struct{}, ours func() bool) string {
+	accepts := make(chan struct{})
 	go func() {
 		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 		// From every millisecond, 10% less often with each try, up to every 100ms: a connect
@@ -68,20 +77,44 @@ func waitReady(stop <-chan struct{}, port int, notify *notifySocket, ours func()
 			if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
 				c.Close()
 				if ours() {
-					found <- readyPort
+					close(accepts)
 					return
 				}
 			}
 			select {
 			case <-stop:
 				return
+			case <-sent:
+				return
 			case <-time.After(delay):
 			}
 		}
 	}()
 	select {
-	case how := <-found:
-		return how
+	case <-accepts:
+		return readyPort
+	case <-sent:
+		return readyNotify
+	case <-stop:
+		return ""
+	}
+}
+
+// waitRunning waits until a worker of a type that serves no port sends READY=1 (sent is
+// closed) or, unless it must send it, has stayed up for settle; it returns how, "" when stop
+// is closed first. Such a worker is never waited for on a port it was not meant to serve.
+func waitRunning(stop, sent <-chan struct{}, settle time.Duration, mustNotify bool) string {
+	var settled <-chan time.Time
+	if !mustNotify {
+		t := time.NewTimer(settle)
+		defer t.Stop()
+		settled = t.C
+	}
+	select {
+	case <-sent:
+		return readyNotify
+	case <-settled:
+		return readyUptime
 	case <-stop:
 		return ""
 	}

@@ -39,3 +39,31 @@ func TestHealthProbeReadsTheWholeAnswer(t *testing.T) {
 		t.Errorf("the worker's answer failed: %v", err)
 	}
 }
+
+// A worker of a type that serves no port is ready when it sends READY=1, running once it has
+// stayed up for the settle time, and, once its type is known to send READY=1, waited for by it
+// alone: never for a port.
+func TestWaitRunning(t *testing.T) {
+	closed := make(chan struct{})
+	close(closed)
+	never := make(chan struct{})
+	for _, tc := range []struct {
+		name       string
+		sent, stop <-chan struct{}
+		settle     time.Duration
+		mustNotify bool
+		want       string
+	}{
+		{"READY=1 before the settle time", closed, never, time.Hour, false, readyNotify},
+		{"stayed up for the settle time", never, never, time.Millisecond, false, readyUptime},
+		{"its type sends READY=1: the settle time does not count", never, closed, time.Millisecond, true, ""},
+		{"its type sends READY=1, and it did", closed, never, time.Millisecond, true, readyNotify},
+		{"gone before anything", never, closed, time.Hour, false, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := waitRunning(tc.stop, tc.sent, tc.settle, tc.mustNotify); got != tc.want {
+				t.Errorf("waitRunning = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}

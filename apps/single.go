@@ -66,13 +66,13 @@ func (s *Single) Status() Status {
 }
 
 // errNotPool answers the requests that only a pool can carry out.
-var errNotPool = errors.New("tender runs a single child: restart and scale need pool mode (TENDER_WORKERS > 1 or TENDER_LISTEN)")
+var errNotPool = errors.New("tender runs a single child: restart and scale need pool mode (TENDER_WORKERS > 1, TENDER_LISTEN or TENDER_PROCFILE)")
 
 // Restart is refused in single mode.
-func (s *Single) Restart() error { return errNotPool }
+func (s *Single) Restart(string) error { return errNotPool }
 
 // Scale is refused in single mode.
-func (s *Single) Scale(int) error { return errNotPool }
+func (s *Single) Scale(string, int) error { return errNotPool }
 
 // setStopping makes Status say that tender is stopping.
 func (s *Single) setStopping() {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tenderinit/tender/capabilities"
+	"github.com/tenderinit/tender/procfile"
 )
 
 // Status is what `tender status` shows: the worker table, the queue and tender itself.
@@ -28,32 +29,72 @@ type TenderStatus struct {
 	Stopping bool `json:"stopping"`
 }
 
-// Health says whether tender can take work: it is not stopping, and at least one worker is
-// ready (in single mode, the app runs). why says it in one line, either way.
+// Health says whether tender can take work: it is not stopping, and it can serve. That is a
+// ready web worker (in pool mode the workers are web; in single mode, the app running); in a
+// Procfile without web, a worker of every type up (ready, or running). The release phase
+// serves nothing yet. why says it in one line, either way.
 func (s Status) Health() (ok bool, why string) {
 	if s.Tender.Stopping {
 		return false, "tender is stopping (SIGTERM or SIGINT received)"
 	}
-	ready := 0
+	var web []WorkerStatus
 	for _, w := range s.Workers {
-		if w.State == string(Ready) || w.State == Running {
+		switch w.Type {
+		case procfile.Release:
+			return false, "the release phase is running"
+		case procfile.Web, "":
+			web = append(web, w)
+		}
+	}
+	if len(web) == 0 && len(s.Workers) > 0 {
+		return s.everyTypeUp()
+	}
+	ready := 0
+	for _, w := range web {
+		if w.up() {
 			ready++
 		}
 	}
 	switch {
-	case ready == 0 && len(s.Workers) == 1:
-		return false, "the app is not ready: " + s.Workers[0].State
+	case ready == 0 && len(web) == 1:
+		return false, "the app is not ready: " + web[0].State
 	case ready == 0:
-		return false, fmt.Sprintf("none of %d workers is ready", len(s.Workers))
-	case len(s.Workers) == 1:
-		return true, "the app is " + s.Workers[0].State
+		return false, fmt.Sprintf("none of %d workers is ready", len(web))
+	case len(web) == 1:
+		return true, "the app is " + web[0].State
 	}
-	return true, fmt.Sprintf("%d of %d workers ready", ready, len(s.Workers))
+	return true, fmt.Sprintf("%d of %d workers ready", ready, len(web))
 }
+
+// everyTypeUp is the health of a Procfile without web: every type has a worker up.
+func (s Status) everyTypeUp() (ok bool, why string) {
+	var types []string
+	up := map[string]int{}
+	for _, w := range s.Workers {
+		if _, seen := up[w.Type]; !seen {
+			types = append(types, w.Type)
+			up[w.Type] = 0
+		}
+		if w.up() {
+			up[w.Type]++
+		}
+	}
+	for _, t := range types {
+		if up[t] == 0 {
+			return false, "no worker of process type " + t + " is up"
+		}
+	}
+	return true, fmt.Sprintf("every process type has a worker up (%s)", strings.Join(types, ", "))
+}
+
+// up reports whether the worker does its work: ready, or running.
+func (w WorkerStatus) up() bool { return w.State == string(Ready) || w.State == Running }
 
 // WorkerStatus is one worker's line.
 type WorkerStatus struct {
-	ID            int     `json:"id"`
+	ID int `json:"id"`
+	// Type is the worker's process type: web in pool mode, a Procfile's name, "" in single mode.
+	Type          string  `json:"type"`
 	Pid           int     `json:"pid"`
 	State         string  `json:"state"`
 	Sessions      int64   `json:"sessions"`
@@ -113,14 +154,22 @@ func RSS(pid int) uint64 {
 	return pages * uint64(os.Getpagesize())
 }
 
-// WriteTable prints the status as `tender status` does.
+// WriteTable prints the status as `tender status` does: with a TYPE column but in single
+// mode, which has no process type.
 func (s *Status) WriteTable(w io.Writer) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	typed := slices.ContainsFunc(s.Workers, func(r WorkerStatus) bool { return r.Type != "" })
+	if typed {
+		fmt.Fprint(tw, "TYPE\t")
+	}
 	fmt.Fprintln(tw, "ID\tPID\tSTATE\tSESSIONS\tPROCESSED\tUPTIME\tRESTARTS\tRSS\tOOM_SCORE_ADJ")
 	for _, r := range s.Workers {
 		pid, rss, oom := "-", "-", "-"
 		if r.Pid != 0 {
 			pid, rss, oom = strconv.Itoa(r.Pid), mib(r.RSSBytes), strconv.Itoa(r.OOMScoreAdj)
+		}
+		if typed {
+			fmt.Fprintf(tw, "%s\t", r.Type)
 		}
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%d\t%s\t%d\t%s\t%s\n", r.ID, pid, r.State, r.Sessions, r.Processed,
 			(time.Duration(r.UptimeSeconds) * time.Second).String(), r.Restarts, rss, oom)
@@ -132,7 +181,7 @@ func (s *Status) WriteTable(w io.Writer) {
 	}
 	for _, r := range s.Workers {
 		if f := r.LastFailure; f != nil {
-			fmt.Fprintf(w, "\nlast failed start of worker %d (pid %d, %s ago): %s after %.1fs", r.ID, f.Pid,
+			fmt.Fprintf(w, "\nlast failed start of worker %s (pid %d, %s ago): %s after %.1fs", s.name(r), f.Pid,
 				time.Since(f.At).Round(time.Second), f.Exit, f.LifetimeSeconds)
 			if f.Step != "" {
 				fmt.Fprintf(w, " in step %q", f.Step)
@@ -145,15 +194,26 @@ func (s *Status) WriteTable(w io.Writer) {
 	}
 }
 
-// CrashLoops are the ids of the workers in a crash loop, once each.
+// CrashLoops are the names of the workers in a crash loop, once each (see name).
 func (s *Status) CrashLoops() []string {
 	var ids []string
 	for _, r := range s.Workers {
-		if id := strconv.Itoa(r.ID); r.CrashLoop && !slices.Contains(ids, id) {
+		if id := s.name(r); r.CrashLoop && !slices.Contains(ids, id) {
 			ids = append(ids, id)
 		}
 	}
 	return ids
+}
+
+// name names worker r in the lines below the table: its id, or with several process types,
+// its type and id, as its output is labelled (worker.1).
+func (s *Status) name(r WorkerStatus) string {
+	for _, o := range s.Workers {
+		if o.Type != r.Type {
+			return r.Type + "." + strconv.Itoa(r.ID)
+		}
+	}
+	return strconv.Itoa(r.ID)
 }
 
 func mib(b uint64) string { return fmt.Sprintf("%.1fMiB", float64(b)/(1<<20)) }

@@ -123,6 +123,16 @@ func (u *AppUser) Env(env []string) []string {
 	return out
 }
 
+// WithEnv is env with the KEY=VALUE entries set, in place of any it had of those keys: a
+// program reads the first of two (getenv, Go's os.Getenv), so appending would not do.
+func WithEnv(env []string, set ...string) []string {
+	keys := make([]string, len(set))
+	for i, kv := range set {
+		keys[i], _, _ = strings.Cut(kv, "=")
+	}
+	return append(withoutEnv(env, keys...), set...)
+}
+
 // withoutEnv is env without the variables named keys.
 func withoutEnv(env []string, keys ...string) []string {
 	out := make([]string, 0, len(env)+3)

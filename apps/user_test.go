@@ -124,3 +124,12 @@ func TestLookupUserWithoutFiles(t *testing.T) {
 		t.Errorf("got %+v, %v; want uid and gid 1000, HOME=/", u, err)
 	}
 }
+
+// WithEnv replaces a variable rather than adding a second one, which a program would not see:
+// getenv and Go's os.Getenv read the first.
+func TestWithEnv(t *testing.T) {
+	got := WithEnv([]string{"PORT=1", "A=x", "PORT=2", "B"}, "PORT=3", "C=y")
+	if want := []string{"A=x", "B", "PORT=3", "C=y"}; !slices.Equal(got, want) {
+		t.Errorf("WithEnv = %q, want %q", got, want)
+	}
+}

@@ -102,6 +102,9 @@ type Config struct {
 	SubArgs []string // arguments of a subcommand (scale N)
 	JSON    bool     // --json for status and probe
 	Command []string // COMMAND [ARG...]
+	// Type is the process type that restart and scale name ("" for every type, or for web
+	// or the only type when scaling).
+	Type string
 
 	LogLevel  string
 	LogFormat string
@@ -128,7 +131,15 @@ type Config struct {
 	Workers int
 	// WorkersAuto: TENDER_WORKERS=auto, one worker per CPU tender may use. Workers is 1 until
 	// the caller, which can probe the machine, sets it.
-	WorkersAuto   bool
+	WorkersAuto bool
+	WorkersSet  bool // TENDER_WORKERS was given: with a Procfile, it is web's count
+	// Procfile is the Procfile to run instead of COMMAND; Formation the count of each of its
+	// types, as given (checked once the Procfile is read); EnvFile adds to every app's
+	// environment; OutputLabels prefixes each line of the apps' output with its process.
+	Procfile      string
+	Formation     string
+	EnvFile       string
+	OutputLabels  bool
 	Listen        *Address
 	Protocol      Protocol
 	StartTimeout  time.Duration
@@ -161,7 +172,9 @@ func (c *Config) RemapExit(code int) int {
 }
 
 // Pool reports whether tender runs a pool of workers rather than one child in the foreground.
-func (c *Config) Pool() bool { return c.Workers > 1 || c.WorkersAuto || c.Listen != nil }
+func (c *Config) Pool() bool {
+	return c.Workers > 1 || c.WorkersAuto || c.Listen != nil || c.Procfile != ""
+}
 
 // Error is an invalid setting. Its message names the variable or flag, the value and what
 // is accepted, on one line.
@@ -185,7 +198,7 @@ func (e *UsageError) Error() string { return e.Msg }
 func (e *UsageError) Unwrap() error { return ErrUsage }
 
 // Usage is the synopsis printed after a usage error, as Unix tools print theirs.
-const Usage = "usage: tender [flags] [--] COMMAND [ARG...]   (tender --help lists the flags and subcommands)"
+const Usage = "usage: tender [flags] [--] COMMAND [ARG...], or tender --procfile PATH [flags]   (tender --help lists the flags and subcommands)"
 
 // Load reads args (without the program name) and the environment ("KEY=value" entries).
 func Load(args, environ []string) (*Config, error) {
@@ -238,7 +251,7 @@ func Load(args, environ []string) (*Config, error) {
 	case len(rest) > 0 && subcommands[rest[0]] && !dashDashBefore(args, len(rest)):
 		c.Sub, c.SubArgs = rest[0], rest[1:]
 		return c, c.checkSubcommand()
-	case len(rest) == 0:
+	case len(rest) == 0 && c.Procfile == "":
 		return nil, &UsageError{Msg: "no command to run"}
 	default:
 		c.Command = rest
@@ -257,13 +270,24 @@ func (c *Config) checkSubcommand() error {
 	switch c.Sub {
 	case CmdScale:
 		if len(c.SubArgs) != 1 {
-			return &UsageError{Msg: "tender scale needs one number: tender scale N"}
+			return &UsageError{Msg: "tender scale needs one number, or a process type and a number: tender scale N, tender scale TYPE=N"}
 		}
-		n, err := parseCount(c.SubArgs[0], 1)
-		if err != nil {
-			return &Error{Name: "scale", Value: c.SubArgs[0], Accept: err.Error()}
+		typ, count, named := strings.Cut(c.SubArgs[0], "=")
+		if !named {
+			typ, count = "", typ
 		}
-		c.Workers = n
+		n, err := parseCount(count, 1)
+		if err != nil || named && typ == "" {
+			return &Error{Name: "scale", Value: c.SubArgs[0], Accept: "want N or TYPE=N with N a whole number >= 1"}
+		}
+		c.Type, c.Workers = typ, n
+	case CmdRestart:
+		if len(c.SubArgs) > 1 {
+			return &UsageError{Msg: fmt.Sprintf("tender restart takes one process type at most, got %q", c.SubArgs)}
+		}
+		if len(c.SubArgs) == 1 {
+			c.Type = c.SubArgs[0]
+		}
 	case CmdStatus, CmdProbe:
 		for _, a := range c.SubArgs {
 			if a != "--json" && a != "-json" {
@@ -271,7 +295,7 @@ func (c *Config) checkSubcommand() error {
 			}
 			c.JSON = true
 		}
-	case CmdVersion, CmdHelp, CmdRestart, CmdHealth:
+	case CmdVersion, CmdHelp, CmdHealth:
 		if len(c.SubArgs) > 0 {
 			return &UsageError{Msg: fmt.Sprintf("tender %s takes no arguments, got %q", c.Sub, c.SubArgs)}
 		}
@@ -284,6 +308,13 @@ func (c *Config) checkCombination() error {
 	if c.RestartDelayMax < c.RestartDelay {
 		return &Error{Name: vars.byName("RESTART_DELAY_MAX").env(), Value: c.RestartDelayMax.String(),
 			Accept: fmt.Sprintf("must not be below TENDER_RESTART_DELAY (%s)", c.RestartDelay)}
+	}
+	if c.Procfile != "" && len(c.Command) > 0 {
+		return &UsageError{Msg: fmt.Sprintf("TENDER_PROCFILE=%s and a COMMAND %q: tender runs the Procfile's types or COMMAND, not both", c.Procfile, c.Command)}
+	}
+	if c.Formation != "" && c.Procfile == "" {
+		return &Error{Name: vars.byName("FORMATION").env(), Value: c.Formation,
+			Accept: "counts the types of a Procfile: set TENDER_PROCFILE too (without one, TENDER_WORKERS is the count of COMMAND)"}
 	}
 	return nil
 }
@@ -299,7 +330,7 @@ func envMap(environ []string) map[string]string {
 }
 
 // setByTender are variables tender sets for its own workers; finding one is not a mistake.
-var setByTender = map[string]bool{"TENDER_WORKER_ID": true}
+var setByTender = map[string]bool{"TENDER_WORKER_ID": true, "TENDER_PROCESS_TYPE": true}
 
 func unknownVars(env map[string]string) []string {
 	known := make(map[string]bool, len(vars))

@@ -74,7 +74,10 @@ func TestGoodValues(t *testing.T) {
 		{[]string{"TENDER_PROTOCOL=TCP"}, nil, func(c *Config) bool { return c.Protocol == ProtocolTCP }},
 		{[]string{"TENDER_LOG_LEVEL=warning"}, nil, func(c *Config) bool { return c.LogLevel == "warn" }},
 		{[]string{"TENDER_CONTROL=off", "TENDER_ADMIN=127.0.0.1:9090"}, nil, func(c *Config) bool { return c.Control == "off" && c.Admin.Addr == "127.0.0.1:9090" }},
-		{[]string{"TENDER_WORKERS="}, nil, func(c *Config) bool { return c.Workers == 1 }}, // empty is unset
+		{[]string{"TENDER_WORKERS="}, nil, func(c *Config) bool { return c.Workers == 1 && !c.WorkersSet }}, // empty is unset
+		{[]string{"TENDER_WORKERS=1"}, nil, func(c *Config) bool { return c.Workers == 1 && c.WorkersSet && !c.Pool() }},
+		{[]string{"TENDER_ENV_FILE=.env"}, nil, func(c *Config) bool { return c.EnvFile == ".env" && !c.Pool() && c.OutputLabels }},
+		{[]string{"TENDER_OUTPUT_LABELS=off"}, nil, func(c *Config) bool { return !c.OutputLabels }},
 	} {
 		c, err := Load(append(tc.args, "app"), tc.env)
 		if err != nil {
@@ -134,6 +137,8 @@ func TestBadValuesNameTheVariable(t *testing.T) {
 		{"TENDER_LOG_FORMAT=xml", "", "text, json"},
 		{"TENDER_CONTROL=relative/path", "", "absolute path"},
 		{"TENDER_ADMIN=nowhere", "", ":PORT"},
+		{"TENDER_OUTPUT_LABELS=maybe", "", "on, off"},
+		{"TENDER_FORMATION=web=2", "", "set TENDER_PROCFILE too"},
 	} {
 		var env, args []string
 		var name string
@@ -207,6 +212,46 @@ func TestCommandLine(t *testing.T) {
 	}
 	if _, err := Load([]string{"scale", "0"}, nil); err == nil {
 		t.Error("scale 0 accepted")
+	}
+}
+
+// With a Procfile tender needs no COMMAND, and refuses one; restart and scale may name a
+// process type.
+func TestProcfileAndTypes(t *testing.T) {
+	for _, tc := range []struct {
+		args  []string
+		env   []string
+		sub   string
+		typ   string
+		n     int
+		fails string // part of the error, when Load is to fail
+	}{
+		{args: []string{"--procfile", "Procfile"}, n: 1},
+		{env: []string{"TENDER_PROCFILE=/app/Procfile", "TENDER_FORMATION=web=2"}, n: 1},
+		{args: []string{"--procfile=Procfile", "--", "app"}, fails: "TENDER_PROCFILE=Procfile and a COMMAND"},
+		{env: []string{"TENDER_PROCFILE=Procfile"}, args: []string{"app"}, fails: "not both"},
+		{args: []string{"scale", "worker=3"}, sub: CmdScale, typ: "worker", n: 3},
+		{args: []string{"scale", "4"}, sub: CmdScale, n: 4},
+		{args: []string{"scale", "=3"}, fails: "TYPE=N"},
+		{args: []string{"scale", "worker=0"}, fails: "TYPE=N"},
+		{args: []string{"scale", "worker="}, fails: "TYPE=N"},
+		{args: []string{"restart", "worker"}, sub: CmdRestart, typ: "worker", n: 1},
+		{args: []string{"restart"}, sub: CmdRestart, n: 1},
+		{args: []string{"restart", "web", "worker"}, fails: "one process type at most"},
+	} {
+		c, err := Load(tc.args, tc.env)
+		switch {
+		case tc.fails != "":
+			if err == nil || !strings.Contains(err.Error(), tc.fails) {
+				t.Errorf("%q %q: got %v, want an error saying %q", tc.args, tc.env, err, tc.fails)
+			}
+		case err != nil:
+			t.Errorf("%q %q: %v", tc.args, tc.env, err)
+		case c.Sub != tc.sub || c.Type != tc.typ || c.Workers != tc.n:
+			t.Errorf("%q %q: got sub %q type %q n %d", tc.args, tc.env, c.Sub, c.Type, c.Workers)
+		case c.Sub == CmdRun && !c.Pool():
+			t.Errorf("%q %q: a Procfile is not pool mode", tc.args, tc.env)
+		}
 	}
 }
 

@@ -164,8 +164,9 @@ var vars = varTable{
 
 	// Pool.
 	{Name: "WORKERS", Default: "1", Section: "Pool",
-		Help: "copies of COMMAND to run, or auto: one per CPU tender may use (its cgroup's CPU quota, rounded up, within its CPU affinity); more than 1, or auto, turns on pool mode",
-		Set: func(c *Config, s string, _ bool) (err error) {
+		Help: "copies of COMMAND to run, or auto: one per CPU tender may use (its cgroup's CPU quota, rounded up, within its CPU affinity); more than 1, or auto, turns on pool mode; with a Procfile, web's count unless TENDER_FORMATION names web",
+		Set: func(c *Config, s string, given bool) (err error) {
+			c.WorkersSet = given
 			if strings.EqualFold(s, "auto") {
 				c.Workers, c.WorkersAuto = 1, true
 				return nil
@@ -211,6 +212,33 @@ var vars = varTable{
 		Set: func(c *Config, s string, _ bool) (err error) {
 			n, err := parseCount(s, 0)
 			c.MaxRequests = uint64(n)
+			return err
+		}},
+
+	// Several programs.
+	{Name: "PROCFILE", Section: "Several programs",
+		Help: "run every process type of this Procfile (name: command lines) instead of a COMMAND; web is the type behind TENDER_LISTEN",
+		Set: func(c *Config, s string, _ bool) error {
+			c.Procfile = s
+			return nil
+		}},
+	{Name: "FORMATION", Section: "Several programs",
+		Help: "how many processes of each Procfile type run: web=4,worker=2; all=N sets the rest (default 1 each)",
+		Set: func(c *Config, s string, _ bool) error {
+			c.Formation = s // checked against the Procfile's types once it is read
+			return nil
+		}},
+	{Name: "ENV_FILE", Section: "Several programs",
+		Help: "KEY=VALUE lines (docker run --env-file's and foreman's .env) added to every app's environment",
+		Set: func(c *Config, s string, _ bool) error {
+			c.EnvFile = s
+			return nil
+		}},
+	{Name: "OUTPUT_LABELS", Default: "on", Section: "Several programs",
+		Help: "on: each line of the apps' output starts with its process, web.0 | (pool mode and Procfile); off: as written",
+		Set: func(c *Config, s string, _ bool) error {
+			w, err := parseWord(s, "on", "off")
+			c.OutputLabels = w == "on"
 			return err
 		}},
 

@@ -147,19 +147,20 @@ func statusMetrics(st apps.Status) *metrics.Set {
 		if w.Pid == 0 {
 			continue
 		}
-		labels := fmt.Sprintf(`{id="%d",pid="%d",state=%q}`, w.ID, w.Pid, w.State)
+		labels := fmt.Sprintf(`{type=%q,id="%d",pid="%d",state=%q}`, w.Type, w.ID, w.Pid, w.State)
 		gauge(set, "tender_worker_sessions"+labels, float64(w.Sessions))
 		set.NewCounter("tender_worker_processed_total" + labels).Set(w.Processed)
 		gauge(set, "tender_worker_uptime_seconds"+labels, w.UptimeSeconds)
 		gauge(set, "tender_worker_rss_bytes"+labels, float64(w.RSSBytes))
 		gauge(set, "tender_worker_oom_score_adj"+labels, float64(w.OOMScoreAdj))
 	}
-	restarts := map[int]int{}
+	// One series per slot: a slot's draining worker and its replacement share its count.
+	restarts := map[string]int{}
 	for _, w := range st.Workers {
-		restarts[w.ID] = w.Restarts
+		restarts[fmt.Sprintf(`{type=%q,id="%d"}`, w.Type, w.ID)] = w.Restarts
 	}
-	for id, n := range restarts {
-		set.NewCounter(fmt.Sprintf(`tender_worker_restarts_total{id="%d"}`, id)).Set(uint64(n))
+	for labels, n := range restarts {
+		set.NewCounter("tender_worker_restarts_total" + labels).Set(uint64(n))
 	}
 	for state, n := range byState {
 		gauge(set, fmt.Sprintf(`tender_workers{state=%q}`, state), float64(n))

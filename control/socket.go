@@ -25,17 +25,19 @@ import (
 	"github.com/tenderinit/tender/apps"
 )
 
-// Handler carries out control requests.
+// Handler carries out control requests. typ is a process type, or "" for every type
+// (restart) or for web or the only type (scale).
 type Handler interface {
 	Status() apps.Status
-	Restart() error
-	Scale(n int) error
+	Restart(typ string) error
+	Scale(typ string, n int) error
 }
 
 // Request is what a client asks.
 type Request struct {
-	Cmd string `json:"cmd"` // status, restart or scale
-	N   int    `json:"n,omitempty"`
+	Cmd  string `json:"cmd"` // status, restart or scale
+	N    int    `json:"n,omitempty"`
+	Type string `json:"type,omitempty"` // the process type that restart or scale names
 }
 
 // Response is the answer.
@@ -177,12 +179,12 @@ func (s *Server) do(req Request) Response {
 		st := s.h.Status()
 		return Response{OK: true, Status: &st}
 	case "restart":
-		if err := s.h.Restart(); err != nil {
+		if err := s.h.Restart(req.Type); err != nil {
 			return Response{Error: err.Error()}
 		}
 		return Response{OK: true}
 	case "scale":
-		if err := s.h.Scale(req.N); err != nil {
+		if err := s.h.Scale(req.Type, req.N); err != nil {
 			return Response{Error: err.Error()}
 		}
 		return Response{OK: true}

@@ -262,7 +262,7 @@ func TestDocker(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !strings.HasPrefix(out, "ID  PID") || strings.Count(out, " ready ") != 3 {
+		if !strings.HasPrefix(out, "TYPE  ID  PID") || strings.Count(out, " ready ") != 3 {
 			t.Errorf("docker exec tender status, want a table of 3 ready workers:\n%s", out)
 		}
 		st, err = c.Status()

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"sort"
 	"strconv"
@@ -784,8 +785,8 @@ func TestPoolStartTimeout(t *testing.T) {
 	}
 }
 
-// Worker output reaches tender's stdout unchanged, in whole lines, even when several workers
-// write at once.
+// Worker output reaches tender's stdout unchanged, in whole lines labelled with their worker,
+// even when several workers write at once.
 func TestPoolOutputIsWholeLines(t *testing.T) {
 	t.Parallel()
 	p := startPool(t, []string{"TENDER_WORKERS=3"}, "--", bin.testapp, "serve")
@@ -801,13 +802,15 @@ func TestPoolOutputIsWholeLines(t *testing.T) {
 	eventually(t, 5*time.Second, "6000 lines of output", func() bool {
 		return strings.Count(p.Stdout.String(), "\n") >= 6000
 	})
-	lineRE := fmt.Sprintf(`^worker [0-2] line \d+ %s$`, strings.Repeat("x", 200))
+	// Each line labelled with its worker, as in a Procfile: web.N | ...
+	lineRE := regexp.MustCompile(fmt.Sprintf(`^web\.([0-2]) \| (worker ([0-2])) line \d+ %s$`, strings.Repeat("x", 200)))
 	counts := map[string]int{}
 	for _, line := range strings.Split(strings.TrimSpace(p.Stdout.String()), "\n") {
-		if !regexpMatch(lineRE, line) {
-			t.Fatalf("a broken line in tender's stdout: %q", line)
+		m := lineRE.FindStringSubmatch(line)
+		if m == nil || m[1] != m[3] {
+			t.Fatalf("a broken or mislabelled line in tender's stdout: %q", line)
 		}
-		counts[line[:8]]++
+		counts[m[2]]++
 	}
 	for id, n := range counts {
 		if n != 2000 {
@@ -966,4 +969,19 @@ func TestPoolSecondSighupKeepsOneAtATime(t *testing.T) {
 	}
 	p.Signal(syscall.SIGTERM)
 	p.Wait(15 * time.Second)
+}
+
+// A worker that never becomes ready is a failed start, a quick crash, however long it lived:
+// with TENDER_START_TIMEOUT past TENDER_MIN_UPTIME (60s and 10s by default) the timed-out
+// workers used to count as stable, restart at once, and never reach a crash loop.
+func TestPoolWorkerNeverReadyIsAQuickCrash(t *testing.T) {
+	t.Parallel()
+	env := []string{"TENDER_WORKERS=2", "TENDER_START_TIMEOUT=300ms", "TENDER_MIN_UPTIME=100ms", "TENDER_MAX_RESTARTS=1", "TENDER_RESTART_DELAY=10ms"}
+	p := startPool(t, env, "--", bin.testapp, "serve", "-no-listen")
+	if code := p.Wait(20 * time.Second); code != 1 {
+		t.Errorf("exit status %d, want 1: no worker ever became ready", code)
+	}
+	if !strings.Contains(p.Stderr.String(), "every worker is in a crash loop: none can serve; stopping") {
+		t.Errorf("the log does not say why:\n%s", p.Stderr)
+	}
 }

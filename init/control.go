@@ -73,7 +73,7 @@ func controlCommand(cfg *config.Config, w io.Writer) int {
 		fmt.Fprintln(os.Stderr, "tender: TENDER_CONTROL=off: there is no control socket to talk to")
 		return 1
 	}
-	req := control.Request{Cmd: cfg.Sub}
+	req := control.Request{Cmd: cfg.Sub, Type: cfg.Type}
 	if cfg.Sub == config.CmdScale {
 		req.N = cfg.Workers
 	}

@@ -57,6 +57,13 @@ func run(cfg *config.Config) int {
 	keepHeapSmall()
 	log := newLogger(cfg)
 
+	// 0. What to run, read before anything starts: the Procfile and the env file.
+	files, err := readAppFiles(cfg)
+	if err != nil {
+		log.Error(err.Error())
+		return 2
+	}
+
 	// 1. Take over every signal, and become the reaper of every orphan. The OOM kill count is
 	//    read in the background, beside the set-up below.
 	oomKills := capabilities.WatchOOMKills()
@@ -88,6 +95,7 @@ func run(cfg *config.Config) int {
 		log.Error(err.Error())
 		return 2
 	}
+	env = apps.WithEnv(env, files.env...)
 
 	// 4. Run the app, and stay with it until it is done. tender protects itself from the OOM
 	//    killer meanwhile (the apps' score does not depend on its own). It opens its control
@@ -123,7 +131,7 @@ func run(cfg *config.Config) int {
 			log.Error(err.Error())
 			return 2
 		}
-		pool, err := newPool(cfg, spawner, env, router, oomKills, log)
+		pool, err := newPool(cfg, files.poolTypes(cfg), spawner, env, router, oomKills, log)
 		if err != nil {
 			log.Error(err.Error())
 			return 2

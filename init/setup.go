@@ -99,11 +99,10 @@ func listenFront(cfg *config.Config, log hclog.Logger) (apps.Router, error) {
 }
 
 // newPool makes the pool of workers.
-func newPool(cfg *config.Config, spawner *apps.Spawner, env []string, router apps.Router, oom *capabilities.OOMWatch, log hclog.Logger) (*apps.Pool, error) {
+func newPool(cfg *config.Config, types []apps.TypeConfig, spawner *apps.Spawner, env []string, router apps.Router, oom *capabilities.OOMWatch, log hclog.Logger) (*apps.Pool, error) {
 	return apps.NewPool(apps.PoolConfig{
-		Args:          cfg.Command,
+		Types:         types,
 		Env:           env,
-		Workers:       cfg.Workers,
 		StartTimeout:  cfg.StartTimeout,
 		StopTimeout:   cfg.StopTimeout,
 		KillGrace:     cfg.KillGrace,
@@ -115,6 +114,8 @@ func newPool(cfg *config.Config, spawner *apps.Spawner, env []string, router app
 		Restart:       restartPolicy(cfg),
 		Backoff:       backoff(cfg),
 		OOM:           oom,
+		OutputLabels:  cfg.OutputLabels,
+		OutputJSON:    cfg.LogFormat == "json",
 	}, spawner, router, log)
 }
 

@@ -168,7 +168,7 @@ func idleRSS(in initProg, testapp string) (rss, anon int) {
 		cmd.Wait()
 	}()
 	time.Sleep(time.Second)
-	return statusKiB(cmd.Process.Pid, "VmRSS"), statusKiB(cmd.Process.Pid, "RssAnon")
+	return kit.StatusKiB(cmd.Process.Pid, "VmRSS"), kit.StatusKiB(cmd.Process.Pid, "RssAnon")
 }
 
 // reapRuns are the wall times, CPU times and zombies of one init's orphan runs.
@@ -303,18 +303,6 @@ func childOf(pid int) int {
 		if ppid, _ := strconv.Atoi(f[1]); ppid == pid {
 			c, _ := strconv.Atoi(e.Name())
 			return c
-		}
-	}
-	return 0
-}
-
-func statusKiB(pid int, field string) int {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	kit.Must(err)
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, field+":"); ok {
-			n, _ := strconv.Atoi(strings.Fields(v)[0])
-			return n
 		}
 	}
 	return 0

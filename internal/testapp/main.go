@@ -33,6 +33,7 @@ var commands = map[string]func(args []string){
 	"spam-children": cmdSpamChildren,
 	"sigwrap":       cmdSigwrap,
 	"serve":         cmdServe,
+	"note":          cmdNote,
 }
 
 func main() {
@@ -107,6 +108,46 @@ func cmdSignals(args []string) {
 			os.Exit(0)
 		}
 	}
+}
+
+// Note is what `testapp note` appends to its file: who it is in the pool, and its arguments.
+type Note struct {
+	Event string   `json:"event"` // start, or term when it got SIGTERM
+	At    int64    `json:"at"`    // Unix microseconds
+	Pid   int      `json:"pid"`
+	Type  string   `json:"type"` // TENDER_PROCESS_TYPE
+	ID    string   `json:"id"`   // TENDER_WORKER_ID
+	Port  string   `json:"port"` // PORT
+	Args  []string `json:"args"` // its arguments after FILE
+}
+
+// note [-exit] FILE [ARG...]: append a start Note to FILE, then wait for SIGTERM, append a term
+// Note and exit 0; with -exit, exit 0 at once. A process of a Procfile type that serves no
+// port, or a release phase.
+func cmdNote(args []string) {
+	once := len(args) > 0 && args[0] == "-exit"
+	if once {
+		args = args[1:]
+	}
+	c := make(chan os.Signal, 1)
+	signal.Notify(c, syscall.SIGTERM)
+	write := func(event string) {
+		n := Note{Event: event, At: time.Now().UnixMicro(), Pid: os.Getpid(), Type: os.Getenv("TENDER_PROCESS_TYPE"),
+			ID: os.Getenv("TENDER_WORKER_ID"), Port: os.Getenv("PORT"), Args: args[1:]}
+		b, err := json.Marshal(n)
+		must(err)
+		f, err := os.OpenFile(args[0], os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		must(err)
+		_, err = f.Write(append(b, '\n'))
+		must(err)
+		must(f.Close())
+	}
+	write("start")
+	if once {
+		return
+	}
+	<-c
+	write("term")
 }
 
 // Info is what `testapp info` reports about the process it runs in.

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -85,6 +86,19 @@ func WaitAccept(addr string) {
 func CPUs() int {
 	b, _ := os.ReadFile("/proc/cpuinfo")
 	return bytes.Count(b, []byte("\nprocessor")) + 1
+}
+
+// StatusKiB is a field of /proc/<pid>/status in KiB (VmRSS, RssAnon), 0 when it has none.
+func StatusKiB(pid int, field string) int {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	Must(err)
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
+			n, _ := strconv.Atoi(strings.Fields(v)[0])
+			return n
+		}
+	}
+	return 0
 }
 
 // Must stops the benchmark on an error.
