@@ -169,6 +169,9 @@ func (g *Group) keepOld(s *slot, exit reaper.Exit) {
 		"quick_crashes", s.backoff.Quick(), "last", exit.String())...)
 	s.worker.kept = true
 	s.backoff = g.p.cfg.Backoff
+	if g.p.recycling == s.worker {
+		g.p.recycling = nil // the next recycle may go on
+	}
 	if g.rollingSlot == s || len(g.rolling) > 0 {
 		g.p.log.Error("rolling restart abandoned", "type", g.name, "left", len(g.rolling))
 		g.rolling, g.rollingSlot = nil, nil

@@ -102,6 +102,7 @@ func (g *Group) spawn(s *slot, replacing bool) {
 	p.seq++
 	w := &worker{p: p, slot: s, seq: p.seq, state: Starting, started: time.Now(), tail: &Tail{},
 		stop: make(chan struct{}), replacing: replacing}
+	w.limits(p.cfg)
 	if replacing {
 		s.next = w
 	} else {

@@ -42,8 +42,16 @@ type PoolConfig struct {
 	HealthHTTP    bool // probe health with OPTIONS * rather than the listen queue
 	MemoryLimit   uint64
 	MaxRequests   uint64
-	Restart       config.RestartPolicy
-	Backoff       Backoff // the template of every slot's backoff
+	// MaxRequestsJitter and MaxLifetime stagger recycling: see worker.limits.
+	MaxRequestsJitter uint64
+	MaxLifetime       time.Duration
+	// StopSignal asks a worker to stop (TENDER_STOP_SIGNAL); SIGTERM when 0.
+	StopSignal syscall.Signal
+	// Watchdog is WATCHDOG_USEC: a worker that pinged and then fell silent this long is
+	// replaced; 0 is off.
+	Watchdog time.Duration
+	Restart  config.RestartPolicy
+	Backoff  Backoff // the template of every slot's backoff
 	// OOM tells an exit by SIGKILL from the OOM killer's; nil tells none.
 	OOM *capabilities.OOMWatch
 	// OutputLabels starts each line of the workers' output with its worker (web.0 | ...), or
@@ -90,6 +98,10 @@ type Pool struct {
 	seq           int
 
 	stopping bool
+	// recycling is the worker being recycled now, one at a time (recycleWhereDue);
+	// askedRecycle, that a worker sent STOPPING=1 and waits for its turn.
+	recycling    *worker
+	askedRecycle bool
 	// delaying: SIGTERM or SIGINT came, and the pool serves on for TENDER_SHUTDOWN_DELAY
 	// while it reports itself stopping.
 	delaying     bool
@@ -208,7 +220,7 @@ func (p *Pool) tickEvery() time.Duration {
 			return drainCheck
 		}
 	}
-	if p.cfg.MemoryLimit > 0 || p.cfg.MaxRequests > 0 {
+	if p.cfg.MemoryLimit > 0 || p.cfg.MaxRequests > 0 || p.cfg.MaxLifetime > 0 || p.askedRecycle {
 		return recycleCheck
 	}
 	return 0
@@ -233,14 +245,31 @@ func (p *Pool) endDrains(now time.Time) {
 	}
 }
 
-// recycleWhereDue replaces the workers past TENDER_MEMORY_LIMIT or TENDER_MAX_REQUESTS.
+// recycleWhereDue replaces a worker past its limits (TENDER_MEMORY_LIMIT, its share of
+// TENDER_MAX_REQUESTS and TENDER_MAX_LIFETIME) or that asked for it (STOPPING=1): one at a
+// time in the whole pool, and none during a rolling restart, so that workers due together are
+// recycled one after the other and the container never holds twice its processes. The others
+// wait for the next look.
 func (p *Pool) recycleWhereDue() {
+	if p.recycling != nil && p.workers[p.recycling] {
+		return
+	}
+	p.recycling, p.askedRecycle = nil, false
+	for _, g := range p.groups {
+		if g.rollingSlot != nil {
+			return
+		}
+	}
 	for w := range p.workers {
 		if w.state != Ready || w.slot.next != nil || w.kept {
 			continue
 		}
-		if why := w.pastLimits(); why != "" {
-			w.slot.g.replace(w, why)
+		if w.stopping {
+			p.askedRecycle = true // it waits for its turn
+		}
+		if why := w.pastLimits(); why != "" && w.slot.g.replace(w, why) {
+			p.recycling = w
+			return
 		}
 	}
 }

@@ -7,16 +7,23 @@ import (
 	"math/rand/v2"
 	"net"
 	"strconv"
+	"sync/atomic"
 	"time"
 )
 
 // notifySocket is a worker's NOTIFY_SOCKET: an abstract unix datagram socket on which the
-// worker may say READY=1, as with systemd's sd_notify. Abstract, so that it needs no writable
-// directory; abstract names are shared by the whole network namespace (two containers of a pod,
-// say), so the name has a random part.
+// worker may say, as to systemd's sd_notify, READY=1, WATCHDOG=1 (it is alive: see
+// TENDER_WATCHDOG), WATCHDOG=trigger (it is not) and STOPPING=1 (recycle me). Abstract, so that
+// it needs no writable directory; abstract names are shared by the whole network namespace (two
+// containers of a pod, say), so the name has a random part.
 type notifySocket struct {
-	conn *net.UnixConn
-	name string // as NOTIFY_SOCKET gives it: @tender-...
+	conn  *net.UnixConn
+	name  string        // as NOTIFY_SOCKET gives it: @tender-...
+	ready chan struct{} // closed at the first READY=1
+	// said gets STOPPING=1 and WATCHDOG=trigger; one waiting is enough, a repeat is dropped.
+	said chan string
+	// pinged is when the worker last said WATCHDOG=1, in Unix nanoseconds; 0 before.
+	pinged atomic.Int64
 }
 
 func newNotifySocket() (*notifySocket, error) {
@@ -27,7 +34,37 @@ func newNotifySocket() (*notifySocket, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &notifySocket{conn: c, name: name}, nil
+	n := &notifySocket{conn: c, name: name, ready: make(chan struct{}), said: make(chan string, 1)}
+	go n.read()
+	return n, nil
+}
+
+// read takes what the worker says, until n is closed, once the worker is gone.
+func (n *notifySocket) read() {
+	buf := make([]byte, 4096)
+	readied := false
+	for {
+		got, _, err := n.conn.ReadFrom(buf)
+		if err != nil {
+			return
+		}
+		for _, line := range bytes.Split(buf[:got], []byte("\n")) {
+			switch msg := string(bytes.TrimSpace(line)); msg {
+			case "READY=1":
+				if !readied {
+					close(n.ready)
+					readied = true
+				}
+			case "WATCHDOG=1":
+				n.pinged.Store(time.Now().UnixNano())
+			case "WATCHDOG=trigger", "STOPPING=1":
+				select {
+				case n.said <- msg:
+				default:
+				}
+			}
+		}
+	}
 }
 
 func (n *notifySocket) Close() { n.conn.Close() }
@@ -41,27 +78,8 @@ const (
 	readyUptime = "uptime"
 )
 
-// readySent returns a channel that is closed when the worker sends READY=1 on n. Its reader
-// ends when n is closed, once the worker is gone.
-func (n *notifySocket) readySent() <-chan struct{} {
-	sent := make(chan struct{})
-	go func() {
-		buf := make([]byte, 4096)
-		for {
-			got, _, err := n.conn.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			for _, line := range bytes.Split(buf[:got], []byte("\n")) {
-				if string(bytes.TrimSpace(line)) == "READY=1" {
-					close(sent)
-					return
-				}
-			}
-		}
-	}()
-	return sent
-}
+// readySent returns a channel that is closed when the worker sends READY=1 on n.
+func (n *notifySocket) readySent() <-chan struct{} { return n.ready }
 
 // waitReady waits until the worker accepts a connection on port (a listener that ours says is
 // the worker's) or sends READY=1 (sent is closed), and returns how; it returns "" when stop is

@@ -1,6 +1,9 @@
 package apps
 
-import "testing"
+import (
+	"testing"
+	"time"
+)
 
 func TestHealth(t *testing.T) {
 	ready, starting, running := WorkerStatus{State: string(Ready)}, WorkerStatus{State: string(Starting)}, WorkerStatus{State: Running}
@@ -26,5 +29,31 @@ func TestHealth(t *testing.T) {
 		if ok, why := tc.st.Health(); ok != tc.ok || why != tc.why {
 			t.Errorf("%s: %v %q, want %v %q", tc.name, ok, why, tc.ok, tc.why)
 		}
+	}
+}
+
+// Each worker draws its own recycling limits: the settings plus a random part within the
+// jitter (requests) or a tenth (lifetime), so that workers started together spread out.
+func TestWorkerLimitsAreStaggered(t *testing.T) {
+	cfg := PoolConfig{MaxRequests: 1000, MaxRequestsJitter: 50, MaxLifetime: time.Hour}
+	requests, lifetimes := map[uint64]bool{}, map[time.Duration]bool{}
+	for range 100 {
+		var w worker
+		w.limits(cfg)
+		if w.maxRequests < 1000 || w.maxRequests > 1050 {
+			t.Fatalf("max requests %d, want 1000 to 1050", w.maxRequests)
+		}
+		if w.maxLifetime < time.Hour || w.maxLifetime > time.Hour+6*time.Minute {
+			t.Fatalf("lifetime %v, want 1h to 1h6m", w.maxLifetime)
+		}
+		requests[w.maxRequests], lifetimes[w.maxLifetime] = true, true
+	}
+	if len(requests) < 10 || len(lifetimes) < 10 {
+		t.Errorf("100 workers drew %d request limits and %d lifetimes: not staggered", len(requests), len(lifetimes))
+	}
+	var w worker
+	w.limits(PoolConfig{MaxRequests: 7})
+	if w.maxRequests != 7 || w.maxLifetime != 0 {
+		t.Errorf("without jitter or lifetime: %d, %v; want 7, 0", w.maxRequests, w.maxLifetime)
 	}
 }

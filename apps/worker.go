@@ -3,6 +3,7 @@ package apps
 import (
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"strconv"
@@ -51,6 +52,24 @@ type worker struct {
 	reason    string        // why it is being replaced or stopped
 	known     []reaper.Proc // its descendants when it became ready: see leftovers
 	via       string        // how it became ready: readyPort, readyNotify or readyUptime
+	// maxRequests and maxLifetime are its own limits: the settings plus a random part, so
+	// that workers started together are not recycled together.
+	maxRequests uint64
+	maxLifetime time.Duration
+	// stopping: it sent STOPPING=1, asking to be recycled.
+	stopping bool
+}
+
+// limits draws w's own recycling limits: TENDER_MAX_REQUESTS plus 0 to
+// TENDER_MAX_REQUESTS_JITTER requests (gunicorn's max_requests_jitter), and TENDER_MAX_LIFETIME
+// plus up to a tenth of it.
+func (w *worker) limits(cfg PoolConfig) {
+	if cfg.MaxRequests > 0 {
+		w.maxRequests = cfg.MaxRequests + rand.Uint64N(cfg.MaxRequestsJitter+1)
+	}
+	if cfg.MaxLifetime > 0 {
+		w.maxLifetime = cfg.MaxLifetime + rand.N(cfg.MaxLifetime/10+1)
+	}
 }
 
 // exitStatus is an exit with status code, as a process that called exit(code) has.
@@ -83,11 +102,16 @@ func (w *worker) start() error {
 		return fmt.Errorf("notify socket: %w", err)
 	}
 	w.notify = notify
-	env := WithEnv(p.cfg.Env,
-		"PORT="+strconv.Itoa(port),
-		"TENDER_WORKER_ID="+strconv.Itoa(w.slot.id),
-		"TENDER_PROCESS_TYPE="+g.name,
-		"NOTIFY_SOCKET="+notify.name)
+	vars := []string{
+		"PORT=" + strconv.Itoa(port),
+		"TENDER_WORKER_ID=" + strconv.Itoa(w.slot.id),
+		"TENDER_PROCESS_TYPE=" + g.name,
+		"NOTIFY_SOCKET=" + notify.name,
+	}
+	if p.cfg.Watchdog > 0 {
+		vars = append(vars, "WATCHDOG_USEC="+strconv.FormatInt(p.cfg.Watchdog.Microseconds(), 10))
+	}
+	env := WithEnv(p.cfg.Env, vars...)
 	args, err := g.argv(env)
 	if err != nil {
 		return err
@@ -243,6 +267,7 @@ func (w *worker) onReady(how string) {
 	if p.cfg.HealthTimeout > 0 && how == readyPort {
 		go w.watchHealth()
 	}
+	go w.watchNotify()
 	if s.crashLoop {
 		w.watchRecovery()
 	}
@@ -280,17 +305,82 @@ func (w *worker) watchHealth() {
 	}
 }
 
-// pastLimits says why a ready worker is due for recycling: past TENDER_MEMORY_LIMIT or
-// TENDER_MAX_REQUESTS; "" when it is not.
+// watchNotify acts on what a ready worker says on its NOTIFY_SOCKET, until it is gone:
+// STOPPING=1 asks for it to be recycled, new before old, when its turn comes; with
+// TENDER_WATCHDOG, a worker that said WATCHDOG=1 once must say it again within the interval,
+// as systemd's WatchdogSec asks, or it is replaced at once, as a hung worker is (WATCHDOG=trigger
+// says so itself). A worker that never pings is not watched: it never asked to be.
+func (w *worker) watchNotify() {
+	p, n := w.p, w.notify
+	var tick <-chan time.Time
+	if p.cfg.Watchdog > 0 {
+		t := time.NewTicker(max(p.cfg.Watchdog/4, 10*time.Millisecond))
+		defer t.Stop()
+		tick = t.C
+	}
+	for {
+		select {
+		case <-w.stop:
+			return
+		case msg := <-n.said:
+			if msg == "STOPPING=1" {
+				p.post(w.onStopping)
+			} else {
+				p.post(func() { w.onHung("it said WATCHDOG=trigger") })
+			}
+		case <-tick:
+			last := n.pinged.Load()
+			if silent := time.Since(time.Unix(0, last)); last != 0 && silent > p.cfg.Watchdog {
+				p.post(func() {
+					w.onHung(fmt.Sprintf("no WATCHDOG=1 for %s (TENDER_WATCHDOG %s)", silent.Round(time.Millisecond), p.cfg.Watchdog))
+				})
+				return
+			}
+		}
+	}
+}
+
+// onStopping marks w as asking to be recycled: it is, in its turn (Pool.recycleWhereDue).
+func (w *worker) onStopping() {
+	if !w.p.workers[w] || w.stopping {
+		return
+	}
+	w.p.log.Info("worker asks to be recycled (STOPPING=1)", w.slot.logArgs("pid", w.pid)...)
+	w.stopping = true
+	w.p.askedRecycle = true
+	w.p.recycleWhereDue()
+}
+
+// onHung replaces w at once, and takes it out of the balancer meanwhile: it serves no more.
+func (w *worker) onHung(why string) {
+	if !w.p.workers[w] || w.state != Ready {
+		return
+	}
+	w.p.log.Warn("worker hung: replacing it", w.slot.logArgs("pid", w.pid, "why", why)...)
+	if w.backend != nil {
+		w.backend.SetRoutable(false)
+	}
+	w.slot.g.replace(w, "hung: "+why)
+}
+
+// pastLimits says why a ready worker is due for recycling: it asked (STOPPING=1), or it is
+// past TENDER_MEMORY_LIMIT, or its own share of TENDER_MAX_REQUESTS or TENDER_MAX_LIFETIME;
+// "" when it is not.
 func (w *worker) pastLimits() string {
 	cfg := w.p.cfg
+	if w.stopping {
+		return "it asked to be recycled (STOPPING=1)"
+	}
 	if cfg.MemoryLimit > 0 {
 		if mem := TreeMemory(w.pid); mem > cfg.MemoryLimit {
 			return fmt.Sprintf("its memory %s (its process tree's) is past TENDER_MEMORY_LIMIT %s", mib(mem), mib(cfg.MemoryLimit))
 		}
 	}
-	if cfg.MaxRequests > 0 && w.backend != nil && w.backend.Processed() >= cfg.MaxRequests {
-		return fmt.Sprintf("it served %d sessions (TENDER_MAX_REQUESTS)", w.backend.Processed())
+	if w.maxRequests > 0 && w.backend != nil && w.backend.Processed() >= w.maxRequests {
+		return fmt.Sprintf("it served %d sessions (TENDER_MAX_REQUESTS, %d for it)", w.backend.Processed(), w.maxRequests)
+	}
+	if age := time.Since(w.started); w.maxLifetime > 0 && age >= w.maxLifetime {
+		return fmt.Sprintf("it is %s old (TENDER_MAX_LIFETIME, %s for it)", age.Round(time.Second), w.maxLifetime.Round(time.Second))
 	}
 	return ""
 }
@@ -344,12 +434,16 @@ func (w *worker) signalStop() {
 	if p.stopping {
 		grace = max(min(grace, time.Until(p.stopDeadline)), 0)
 	}
-	p.log.Debug("stopping worker", w.slot.logArgs("pid", w.pidOf(), "kill_after", grace.Round(time.Millisecond))...)
-	_ = p.spawner.Reaper.Signal(w.pidOf(), unix.SIGTERM, true)
+	sig := p.cfg.StopSignal
+	if sig == 0 {
+		sig = unix.SIGTERM
+	}
+	p.log.Debug("stopping worker", w.slot.logArgs("pid", w.pidOf(), "signal", reaper.SignalName(sig), "kill_after", grace.Round(time.Millisecond))...)
+	_ = p.spawner.Reaper.Signal(w.pidOf(), sig, true)
 	time.AfterFunc(grace, func() {
 		p.post(func() {
 			if p.workers[w] {
-				p.log.Warn("worker did not stop on SIGTERM; sending SIGKILL", w.slot.logArgs("pid", w.pidOf(), "after", grace.Round(time.Millisecond))...)
+				p.log.Warn("worker did not stop on its stop signal; sending SIGKILL", w.slot.logArgs("pid", w.pidOf(), "signal", reaper.SignalName(sig), "after", grace.Round(time.Millisecond))...)
 				_ = p.spawner.Reaper.Signal(w.pidOf(), unix.SIGKILL, true)
 			}
 		})

@@ -148,14 +148,19 @@ type Config struct {
 	HealthTimeout time.Duration
 	MemoryLimit   uint64
 	MaxRequests   uint64
-	Concurrency   int
-	QueueSize     int
-	QueueTimeout  time.Duration
-	HeaderTimeout time.Duration
-	ClientTimeout time.Duration
-	BodyMinRate   int64 // bytes a second
-	Underscores   bool  // pass on request headers with '_' in their names
-	WorkerTimeout time.Duration
+	// MaxRequestsJitter, MaxLifetime: staggered recycling.
+	MaxRequestsJitter uint64
+	MaxLifetime       time.Duration
+	StopSignal        syscall.Signal
+	Watchdog          time.Duration
+	Concurrency       int
+	QueueSize         int
+	QueueTimeout      time.Duration
+	HeaderTimeout     time.Duration
+	ClientTimeout     time.Duration
+	BodyMinRate       int64 // bytes a second
+	Underscores       bool  // pass on request headers with '_' in their names
+	WorkerTimeout     time.Duration
 
 	Control string // "" = the default search path, "off" = none
 	Admin   *Address

@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"strings"
+	"syscall"
 )
 
 // Var is one setting: TENDER_<Name> in the environment, --<name> on the command line.
@@ -212,6 +213,34 @@ var vars = varTable{
 		Set: func(c *Config, s string, _ bool) (err error) {
 			n, err := parseCount(s, 0)
 			c.MaxRequests = uint64(n)
+			return err
+		}},
+	{Name: "MAX_REQUESTS_JITTER", Default: "0", Section: "Pool",
+		Help: "each worker's TENDER_MAX_REQUESTS is the limit plus a random 0 to this many, so that workers started together are not recycled together (gunicorn's max_requests_jitter)",
+		Set: func(c *Config, s string, _ bool) (err error) {
+			n, err := parseCount(s, 0)
+			c.MaxRequestsJitter = uint64(n)
+			return err
+		}},
+	{Name: "MAX_LIFETIME", Default: "0", Section: "Pool",
+		Help: "recycle a worker once it is this old, plus a random part of up to a tenth of it (0 = off)",
+		Set: func(c *Config, s string, _ bool) (err error) {
+			c.MaxLifetime, err = parseDuration(s)
+			return err
+		}},
+	{Name: "STOP_SIGNAL", Default: "TERM", Section: "Pool",
+		Help: "the signal that asks a worker to stop, in graceful stops, recycling and rolling restarts: QUIT for nginx and unicorn, INT for others (SIGKILL follows after TENDER_KILL_GRACE)",
+		Set: func(c *Config, s string, _ bool) (err error) {
+			c.StopSignal, err = ParseSignal(s)
+			if err == nil && (c.StopSignal == syscall.SIGKILL || c.StopSignal == syscall.SIGSTOP) {
+				err = errors.New("want a signal a worker can catch, not KILL or STOP: SIGKILL comes anyway after TENDER_KILL_GRACE")
+			}
+			return err
+		}},
+	{Name: "WATCHDOG", Default: "0", Section: "Pool",
+		Help: "give workers WATCHDOG_USEC of this, and replace one that sent WATCHDOG=1 on NOTIFY_SOCKET and then fell silent for this long, as systemd does (0 = off)",
+		Set: func(c *Config, s string, _ bool) (err error) {
+			c.Watchdog, err = parseDuration(s)
 			return err
 		}},
 

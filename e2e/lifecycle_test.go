@@ -2,12 +2,15 @@ package e2e
 
 import (
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tenderinit/tender/apps"
 )
 
 // tenderHealth runs tender health against the tender whose control socket is sock.
@@ -104,5 +107,123 @@ func TestPoolStuckStartIsTimedOut(t *testing.T) {
 	}
 	if took := time.Since(start); took > 3*time.Second {
 		t.Errorf("the stop took %v, past its 3s", took)
+	}
+}
+
+// TENDER_STOP_SIGNAL=QUIT: workers that stop gracefully on QUIT (nginx, unicorn) and ignore
+// SIGTERM get QUIT in a graceful stop, and no SIGKILL.
+func TestPoolStopSignal(t *testing.T) {
+	t.Parallel()
+	signals := filepath.Join(t.TempDir(), "signals")
+	p := startPool(t, []string{"TENDER_WORKERS=2", "TENDER_STOP_SIGNAL=QUIT", "TENDER_KILL_GRACE=5s", "TENDER_STOP_TIMEOUT=8s"},
+		"--", bin.testapp, "serve", "-ignore-term", "-stop-on", "3", "-signals", signals)
+	p.waitFor("2 ready workers", 20*time.Second, nReady(2))
+	start := time.Now()
+	p.Signal(syscall.SIGTERM)
+	if code := p.Wait(20 * time.Second); code != 0 {
+		t.Errorf("exit status %d, want 0", code)
+	}
+	if took := time.Since(start); took > 4*time.Second {
+		t.Errorf("the stop took %v: the workers waited for SIGKILL", took)
+	}
+	b, _ := os.ReadFile(signals)
+	if got := strings.Count(string(b), " 3\n"); got != 2 {
+		t.Errorf("%d workers got SIGQUIT, want 2:\n%s", got, b)
+	}
+	if strings.Contains(p.Stderr.String(), "sending SIGKILL") {
+		t.Errorf("a worker got SIGKILL:\n%s", p.Stderr)
+	}
+}
+
+// Workers due for recycling at once (each past TENDER_MAX_REQUESTS) are recycled one at a
+// time: the container never holds more than one process beyond the pool's.
+func TestPoolRecyclesOneAtATime(t *testing.T) {
+	t.Parallel()
+	front := "127.0.0.1:" + freePort(t)
+	p := startPool(t, []string{"TENDER_WORKERS=4", "TENDER_LISTEN=" + front, "TENDER_MAX_REQUESTS=10"}, "--", bin.testapp, "serve")
+	before := p.waitFor("4 ready workers", 20*time.Second, nReady(4))
+	tender := p.TenderPid()
+	most := 0
+	stop := make(chan struct{})
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(5 * time.Millisecond):
+				most = max(most, len(descendants(tender)))
+			}
+		}
+	}()
+	for range 60 { // every worker past its 10
+		httpGet(t, "http://"+front+"/")
+	}
+	p.waitFor("4 new ready workers", 30*time.Second, func(st apps.Status) bool {
+		return len(ready(st)) == 4 && allNew(before, st) && len(st.Workers) == 4
+	})
+	close(stop)
+	<-sampled
+	if most > 5 {
+		t.Errorf("%d processes at once below tender, want at most 5: the recycles overlapped", most)
+	}
+	if n := strings.Count(p.Stderr.String(), "replacing worker"); n < 4 {
+		t.Errorf("%d workers replaced, want 4", n)
+	}
+}
+
+// Each worker's share of TENDER_MAX_REQUESTS is the limit plus up to the jitter; its share of
+// TENDER_MAX_LIFETIME, the lifetime plus up to a tenth: workers started together are not all
+// due together.
+func TestPoolRecyclesAtTheLifetime(t *testing.T) {
+	t.Parallel()
+	p := startPool(t, []string{"TENDER_WORKERS=2", "TENDER_MAX_LIFETIME=1s"}, "--", bin.testapp, "serve")
+	before := p.waitFor("2 ready workers", 20*time.Second, nReady(2))
+	p.waitFor("2 new ready workers", 20*time.Second, func(st apps.Status) bool {
+		return len(ready(st)) == 2 && allNew(before, st)
+	})
+	if !strings.Contains(p.Stderr.String(), "(TENDER_MAX_LIFETIME, 1") {
+		t.Errorf("no recycle at the lifetime in the log:\n%s", p.Stderr)
+	}
+}
+
+// With TENDER_WATCHDOG a worker gets WATCHDOG_USEC; one that pinged and fell silent is replaced,
+// the other left alone. A worker that says STOPPING=1 is recycled, new before old.
+func TestPoolWatchdogAndStopping(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	silent, stopping := filepath.Join(dir, "silent"), filepath.Join(dir, "stopping")
+	p := startPool(t, []string{"TENDER_WORKERS=3", "TENDER_WATCHDOG=300ms"},
+		"--", bin.testapp, "serve", "-watchdog", "-silent-when", silent, "-stopping-when", stopping)
+	before := p.waitFor("3 ready workers", 20*time.Second, nReady(3))
+	pidOf := func(st apps.Status, id int) int {
+		for _, w := range st.Workers {
+			if w.ID == id && w.State == string(apps.Ready) {
+				return w.Pid
+			}
+		}
+		return 0
+	}
+	time.Sleep(time.Second) // pinging all along: no one is replaced
+	if st, _ := p.Status(); pidOf(st, 0) != pidOf(before, 0) || pidOf(st, 1) != pidOf(before, 1) {
+		t.Fatalf("a pinging worker was replaced: %+v", st.Workers)
+	}
+	must(t, os.WriteFile(silent, []byte("0\n"), 0o644))
+	p.waitFor("worker 0 replaced", 10*time.Second, func(st apps.Status) bool {
+		return pidOf(st, 0) != 0 && pidOf(st, 0) != pidOf(before, 0)
+	})
+	if !p.logged("worker hung: replacing it") || !strings.Contains(p.Stderr.String(), "no WATCHDOG=1 for") {
+		t.Errorf("the log does not say why worker 0 was replaced:\n%s", p.Stderr)
+	}
+	must(t, os.WriteFile(stopping, []byte("2\n"), 0o644))
+	st := p.waitFor("worker 2 recycled", 10*time.Second, func(st apps.Status) bool {
+		return pidOf(st, 2) != 0 && pidOf(st, 2) != pidOf(before, 2)
+	})
+	if pidOf(st, 1) != pidOf(before, 1) {
+		t.Errorf("worker 1, silent about nothing, was replaced")
+	}
+	if !p.logged("worker asks to be recycled (STOPPING=1)") {
+		t.Errorf("no STOPPING=1 in the log")
 	}
 }

@@ -111,11 +111,16 @@ func newPool(cfg *config.Config, types []apps.TypeConfig, spawner *apps.Spawner,
 		HealthHTTP:    cfg.Listen != nil && cfg.Protocol == config.ProtocolHTTP,
 		MemoryLimit:   cfg.MemoryLimit,
 		MaxRequests:   cfg.MaxRequests,
-		Restart:       restartPolicy(cfg),
-		Backoff:       backoff(cfg),
-		OOM:           oom,
-		OutputLabels:  cfg.OutputLabels,
-		OutputJSON:    cfg.LogFormat == "json",
+
+		MaxRequestsJitter: cfg.MaxRequestsJitter,
+		MaxLifetime:       cfg.MaxLifetime,
+		StopSignal:        cfg.StopSignal,
+		Watchdog:          cfg.Watchdog,
+		Restart:           restartPolicy(cfg),
+		Backoff:           backoff(cfg),
+		OOM:               oom,
+		OutputLabels:      cfg.OutputLabels,
+		OutputJSON:        cfg.LogFormat == "json",
 	}, spawner, router, log)
 }
 

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -43,6 +44,10 @@ func cmdServe(args []string) {
 	leak := fs.Int("leak", 0, "once listening, keep this many MiB more every 100ms, without end (a leak)")
 	leakOnce := fs.String("leak-once", "", "with -leak: leak only in the worker that creates this file, so that its replacement and the other workers stay lean")
 	posts := fs.String("posts", "", "the file /post appends each body it reads to, a line each")
+	stopOn := fs.Int("stop-on", 0, "on this signal, append \"pid signal\" to the -signals file and exit 0 (a graceful stop by another signal than SIGTERM)")
+	watchdog := fs.Bool("watchdog", false, "say WATCHDOG=1 on NOTIFY_SOCKET every third of WATCHDOG_USEC, until -silent-when's file names this worker")
+	silentWhen := fs.String("silent-when", "", "with -watchdog: fall silent once this file holds this worker's TENDER_WORKER_ID")
+	stoppingWhen := fs.String("stopping-when", "", "say STOPPING=1 on NOTIFY_SOCKET once this file holds this worker's TENDER_WORKER_ID")
 	fs.Parse(args)
 
 	id, port := os.Getenv("TENDER_WORKER_ID"), os.Getenv("PORT")
@@ -65,6 +70,37 @@ func cmdServe(args []string) {
 				fmt.Fprintf(f, "%d %d\n", os.Getpid(), s.(syscall.Signal))
 				f.Close()
 			}
+		}()
+	}
+	if *stopOn != 0 {
+		c := make(chan os.Signal, 1)
+		signal.Notify(c, syscall.Signal(*stopOn))
+		go func() {
+			s := <-c
+			if *sigs != "" {
+				f, err := os.OpenFile(*sigs, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+				must(err)
+				fmt.Fprintf(f, "%d %d\n", os.Getpid(), s.(syscall.Signal))
+				f.Close()
+			}
+			os.Exit(0)
+		}()
+	}
+	if *watchdog {
+		usec, _ := strconv.Atoi(os.Getenv("WATCHDOG_USEC"))
+		go func() {
+			for !names(*silentWhen, id) {
+				sayNotify("WATCHDOG=1")
+				time.Sleep(time.Duration(usec) * time.Microsecond / 3)
+			}
+		}()
+	}
+	if *stoppingWhen != "" {
+		go func() {
+			for !names(*stoppingWhen, id) {
+				time.Sleep(20 * time.Millisecond)
+			}
+			sayNotify("STOPPING=1")
 		}()
 	}
 	if *say != "" {
@@ -167,10 +203,7 @@ func cmdServe(args []string) {
 		must(err)
 	}
 	if *notify {
-		c, err := net.Dial("unixgram", os.Getenv("NOTIFY_SOCKET"))
-		must(err)
-		c.Write([]byte("READY=1\n"))
-		c.Close()
+		sayNotify("READY=1")
 	}
 	if ln == nil {
 		if !*ignoreTerm {
@@ -196,6 +229,20 @@ func cmdServe(args []string) {
 		}()
 	}
 	srv.Serve(ln)
+}
+
+// sayNotify says msg on NOTIFY_SOCKET, as sd_notify does.
+func sayNotify(msg string) {
+	c, err := net.Dial("unixgram", os.Getenv("NOTIFY_SOCKET"))
+	must(err)
+	c.Write([]byte(msg + "\n"))
+	c.Close()
+}
+
+// names reports whether the file at path holds id (a line of its own).
+func names(path, id string) bool {
+	b, err := os.ReadFile(path)
+	return err == nil && slices.Contains(strings.Fields(string(b)), id)
 }
 
 // claim creates path, and reports whether this process was the one that did: of several
