@@ -170,7 +170,7 @@ func TestContainerPoolGracefulStop(t *testing.T) {
 	if took := time.Since(start); code != 0 || took > 2500*time.Millisecond {
 		t.Errorf("exit status %d after %v, want 0 within the 2s stop timeout", code, took)
 	}
-	if !strings.Contains(r.Stderr.String(), "did not stop on SIGTERM; sending SIGKILL") {
+	if !strings.Contains(r.Stderr.String(), "did not stop on its stop signal; sending SIGKILL") {
 		t.Errorf("no SIGKILL for the workers ignoring SIGTERM:\n%s", r.Stderr)
 	}
 	if n := len(readRecords(t, filepath.Join(b.Out, "starts"))); n != 3 {

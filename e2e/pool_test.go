@@ -288,10 +288,11 @@ func TestPoolCrashLoopBacksOffAndGivesUp(t *testing.T) {
 		gaps = append(gaps, worker0[i].Sub(worker0[i-1]))
 	}
 	// Each gap is the backoff delay, 40ms doubling, plus the time the worker takes to start and
-	// fail: at least the delay, and well below the next one.
+	// fail and its leftovers to be looked for (a /proc scan, slower on a loaded machine): at
+	// least the delay, and below the next but one.
 	for i, gap := range gaps {
 		delay := 40 * time.Millisecond << i
-		if gap < delay || gap > 2*delay+200*time.Millisecond {
+		if gap < delay || gap > 4*delay+400*time.Millisecond {
 			t.Errorf("restart gap %d is %v, want the backoff %v plus a start: gaps %v", i+1, gap, delay, gaps)
 		}
 	}
@@ -712,7 +713,7 @@ func TestPoolGracefulStop(t *testing.T) {
 	if took < 900*time.Millisecond {
 		t.Errorf("tender stopped after %v: workers ignoring SIGTERM should have had their grace", took)
 	}
-	if !strings.Contains(p.Stderr.String(), "did not stop on SIGTERM; sending SIGKILL") {
+	if !strings.Contains(p.Stderr.String(), "did not stop on its stop signal; sending SIGKILL") {
 		t.Errorf("the log does not show the SIGKILL:\n%s", p.Stderr)
 	}
 }
