@@ -56,20 +56,18 @@ func (w *worker) endLeftovers() <-chan struct{} {
 
 // find lists the leftovers alive now (zombies are dead already: the reaper collects them).
 func (l leftovers) find() []reaper.Proc {
-	procs, err := reaper.Descendants(os.Getpid())
+	procs, err := reaper.Below(os.Getpid())
 	if err != nil {
 		return nil
 	}
 	groupGone := !procExists(l.pgid)
 	var found []reaper.Proc
-	buf := make([]byte, 512)
 	for _, p := range procs {
-		state, pgid, ok := readStatGroup(p.Pid, buf)
-		if !ok || state == 'Z' {
+		if p.State == 'Z' {
 			continue
 		}
-		if (groupGone && pgid == l.pgid) || slices.Contains(l.known, p) || l.inEnviron(p.Pid) {
-			found = append(found, p)
+		if (groupGone && p.Pgid == l.pgid) || slices.Contains(l.known, p.Proc) || l.inEnviron(p.Pid) {
+			found = append(found, p.Proc)
 		}
 	}
 	return found
@@ -135,31 +133,4 @@ func pids(procs []reaper.Proc) []int {
 func procExists(pid int) bool {
 	_, err := os.Stat("/proc/" + strconv.Itoa(pid))
 	return err == nil
-}
-
-// readStatGroup reads the state and process group of pid from /proc/<pid>/stat.
-func readStatGroup(pid int, buf []byte) (state byte, pgid int, ok bool) {
-	f, err := os.Open("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0, 0, false
-	}
-	n, _ := f.Read(buf)
-	f.Close()
-	return parseStatGroup(buf[:n])
-}
-
-// parseStatGroup takes the state and the process group from the contents of /proc/<pid>/stat:
-// "pid (comm) state ppid pgrp ...", where comm may hold spaces and parentheses, so the fields
-// are counted from the last ')'.
-func parseStatGroup(stat []byte) (state byte, pgid int, ok bool) {
-	i := bytes.LastIndexByte(stat, ')')
-	if i < 0 {
-		return 0, 0, false
-	}
-	f := bytes.Fields(stat[i+1:])
-	if len(f) < 3 || len(f[0]) != 1 {
-		return 0, 0, false
-	}
-	pgid, err := strconv.Atoi(string(f[2]))
-	return f[0][0], pgid, err == nil
 }

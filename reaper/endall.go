@@ -101,7 +101,7 @@ func (r *Reaper) signalLeft(sig syscall.Signal, pid1 bool, done map[Proc]bool) {
 		}
 		return
 	}
-	procs, err := processesBelow(os.Getpid())
+	procs, err := Below(os.Getpid())
 	if err != nil {
 		r.log.Debug("cannot list descendants; signalling the children tender started", "error", err)
 		for _, pid := range r.watched() {
@@ -136,7 +136,7 @@ func (r *Reaper) signalLeft(sig syscall.Signal, pid1 bool, done map[Proc]bool) {
 
 // continueStopped sends SIGCONT to the stopped processes below root (0: every process).
 func (r *Reaper) continueStopped(root int) {
-	procs, _ := processesBelow(root)
+	procs, _ := Below(root)
 	for _, p := range procs {
 		if p.Stopped() {
 			_ = p.Signal(unix.SIGCONT)
@@ -151,7 +151,7 @@ func (r *Reaper) left(pid1 bool) string {
 	if pid1 {
 		root = 0
 	}
-	procs, err := processesBelow(root)
+	procs, err := Below(root)
 	if err != nil {
 		return ""
 	}

@@ -21,21 +21,22 @@ type Stat struct {
 	Name  string // comm: the program's name, at most 15 bytes
 	State byte   // R, S, D, T (stopped), t (traced), Z...
 	PPid  int
+	Pgid  int // its process group
 	Start uint64
 }
 
 // Stopped reports whether the process is stopped (by a signal, or by its tracer).
 func (s Stat) Stopped() bool { return s.State == 'T' || s.State == 't' }
 
-// found is a process found in /proc, with its stat.
-type found struct {
+// Process is a process found in /proc, with its stat.
+type Process struct {
 	Proc
 	Stat
 }
 
 // Descendants lists the processes below root in the process tree, read from /proc.
 func Descendants(root int) ([]Proc, error) {
-	below, err := processesBelow(root)
+	below, err := Below(root)
 	procs := make([]Proc, len(below))
 	for i, p := range below {
 		procs[i] = p.Proc
@@ -43,17 +44,17 @@ func Descendants(root int) ([]Proc, error) {
 	return procs, err
 }
 
-// processesBelow lists the processes below root in the process tree, with their stat; root 0
-// lists every process but this one (in a PID namespace, those that entered it with setns have
-// a parent outside, pid 0 here).
-func processesBelow(root int) ([]found, error) {
+// Below lists the processes below root in the process tree, with their stat; root 0 lists
+// every process but this one (in a PID namespace, those that entered it with setns have a
+// parent outside, pid 0 here).
+func Below(root int) ([]Process, error) {
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
 		return nil, err
 	}
 	self := os.Getpid()
-	children := make(map[int][]found)
-	var all []found
+	children := make(map[int][]Process)
+	var all []Process
 	buf := make([]byte, 512)
 	for _, e := range entries {
 		pid, err := strconv.Atoi(e.Name())
@@ -61,7 +62,7 @@ func processesBelow(root int) ([]found, error) {
 			continue
 		}
 		if st, ok := readStat(pid, buf); ok {
-			p := found{Proc{pid, st.Start}, st}
+			p := Process{Proc{pid, st.Start}, st}
 			children[st.PPid] = append(children[st.PPid], p)
 			all = append(all, p)
 		}
@@ -69,7 +70,7 @@ func processesBelow(root int) ([]found, error) {
 	if root == 0 {
 		return all, nil
 	}
-	var out []found
+	var out []Process
 	queue := []int{root}
 	for len(queue) > 0 {
 		p := queue[0]
@@ -143,7 +144,8 @@ func ParseStat(stat []byte) (Stat, bool) {
 		return Stat{}, false
 	}
 	ppid, err1 := strconv.Atoi(string(fields[1]))
-	start, err2 := strconv.ParseUint(string(fields[19]), 10, 64)
-	st := Stat{Name: string(stat[open+1 : end]), State: fields[0][0], PPid: ppid, Start: start}
-	return st, err1 == nil && err2 == nil
+	pgid, err2 := strconv.Atoi(string(fields[2]))
+	start, err3 := strconv.ParseUint(string(fields[19]), 10, 64)
+	st := Stat{Name: string(stat[open+1 : end]), State: fields[0][0], PPid: ppid, Pgid: pgid, Start: start}
+	return st, err1 == nil && err2 == nil && err3 == nil
 }

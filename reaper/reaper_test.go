@@ -46,9 +46,10 @@ func TestExitCodeAndString(t *testing.T) {
 func TestParseStat(t *testing.T) {
 	tail := " 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 4242 77 0" // fields 7 to 21, starttime, vsize, rss
 	for stat, want := range map[string]Stat{
-		"12 (sh) S 1 12 12" + tail:        {Name: "sh", State: 'S', PPid: 1, Start: 4242},
-		"77 (a) b) (c) T 42 77 77" + tail: {Name: "a) b) (c", State: 'T', PPid: 42, Start: 4242},
-		"9 (with space) Z 3 9 9" + tail:   {Name: "with space", State: 'Z', PPid: 3, Start: 4242},
+		"12 (sh) S 1 12 12" + tail:        {Name: "sh", State: 'S', PPid: 1, Pgid: 12, Start: 4242},
+		"77 (a) b) (c) T 42 70 77" + tail: {Name: "a) b) (c", State: 'T', PPid: 42, Pgid: 70, Start: 4242},
+		"9 (with space) Z 3 9 9" + tail:   {Name: "with space", State: 'Z', PPid: 3, Pgid: 9, Start: 4242},
+		"9 (x) S 3 y 9" + tail:            {},
 		"9 (short) Z 3 9 9 0 0":           {},
 		"5 (x)":                           {},
 		"garbage":                         {},
