@@ -47,7 +47,11 @@ func TestSignalFloodLosesNoSigterm(t *testing.T) {
 			})
 		}
 		time.Sleep(time.Second)
-		r.Signal(syscall.SIGTERM)
+		// tender's pid as found before the flood: walking /proc again while the flood takes
+		// both CPUs can outlast the walk's timeout on a slow machine.
+		if err := syscall.Kill(tender, syscall.SIGTERM); err != nil {
+			t.Fatalf("round %d: signalling tender: %v", round, err)
+		}
 		time.Sleep(200 * time.Millisecond)
 		close(stop)
 		flooders.Wait()
