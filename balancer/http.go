@@ -26,6 +26,14 @@ type httpConn struct {
 	req, resp head
 	reqOut    []byte // the request as it goes to the worker, kept whole for a retry
 	out       []byte // a response head going to the client
+
+	// The request being served, as the metrics and the access log see it.
+	start      time.Time     // its first byte came: before the queue, as X-Request-Start says
+	asked      bool          // it asked the router for a worker
+	waited     time.Duration // for a worker, in the queue or for a retry
+	worker     *Backend      // the last worker it went to
+	status     int           // of the response the client got; 0 before one
+	sentBefore int64         // cw.written at its start
 }
 
 // Buffer sizes: a header line longer than readBuf is refused (431), as nginx does at 8 KiB.
@@ -72,9 +80,27 @@ func (hc *httpConn) serveOne() bool {
 		return false // closed, idle too long, or let go by Close
 	}
 	hc.idle.Store(false)
+	hc.start = time.Now()
+	hc.asked, hc.waited, hc.worker, hc.status = false, 0, nil, 0
+	hc.sentBefore = hc.cw.written
+	goOn := hc.readAndForward()
+	d := time.Since(hc.start)
+	if hc.status != 0 {
+		hc.b.timings.sessions.observe(d)
+	}
+	if hc.asked {
+		hc.b.timings.queueWait.observe(hc.waited)
+	}
+	hc.logRequest(d)
+	return goOn
+}
+
+// readAndForward reads the request whose first byte has come and passes it on, or answers it
+// when it is not one to pass on. It reports whether the connection goes on.
+func (hc *httpConn) readAndForward() bool {
 	// From its first byte, the head has HEADER_TIMEOUT to arrive: a slowloris client never
 	// gets as far as a worker.
-	_ = hc.c.SetReadDeadline(time.Now().Add(hc.b.cfg.HeaderTimeout))
+	_ = hc.c.SetReadDeadline(hc.start.Add(hc.b.cfg.HeaderTimeout))
 	if err := hc.req.readHead(hc.br); err != nil {
 		var he *httpError
 		switch {
@@ -109,7 +135,7 @@ const (
 // whether the client connection goes on.
 func (hc *httpConn) forward() bool {
 	req := &hc.req
-	hc.reqOut = req.appendRequest(hc.reqOut[:0], hc.ip, hc.b.cfg.Underscores)
+	hc.reqOut = req.appendRequest(hc.reqOut[:0], hc.ip, hc.b.cfg.Underscores, hc.start)
 	// A small body that is already here goes out with the head in one write, and the request
 	// stays whole in reqOut for a retry. A larger one is streamed, and never retried.
 	stream := req.chunked || req.contentLength > 0
@@ -129,11 +155,14 @@ func (hc *httpConn) forward() bool {
 			hc.fail(&httpError{502, "Bad Gateway: no worker answered within " + hc.b.cfg.QueueTimeout.String()})
 			return false
 		}
+		asked := time.Now()
 		be, err := hc.acquire(tried, retryBy)
+		hc.asked, hc.waited = true, hc.waited+time.Since(asked)
 		if err != nil {
 			hc.fail(&httpError{503, "Service Unavailable: " + err.Error()})
 			return false
 		}
+		hc.worker = be
 		up, err := be.connect()
 		if err == nil {
 			res, closeClient := hc.exchange(be, up, stream, idempotent)
@@ -301,6 +330,7 @@ func (hc *httpConn) exchange(be *Backend, up *upstream, stream, idempotent bool)
 		}
 		hc.out = hc.resp.appendResponse(hc.out[:0], false, false)
 		up.io.disarm()
+		hc.status = 101
 		if _, err := hc.bw.Write(hc.out); err == nil && hc.bw.Flush() == nil {
 			hc.tunnel(up)
 		}
@@ -313,6 +343,7 @@ func (hc *httpConn) exchange(be *Backend, up *upstream, stream, idempotent bool)
 	closeClient := req.wantsClose() || untilClose || bodyPending || bodyFailed || hc.b.closing.Load()
 
 	hc.out = hc.resp.appendResponse(hc.out[:0], closeClient, req.minor == 0 && !closeClient)
+	hc.status = hc.resp.status
 	_, werr := hc.bw.Write(hc.out)
 	var rerr error
 	if werr == nil && hasBody {
@@ -441,9 +472,13 @@ func (hc *httpConn) tunnel(up *upstream) {
 		_, _ = up.br.Discard(n)
 	}
 	done := make(chan struct{})
-	if err := serveLoop(hc.c, up.conn, hc.b.cfg.ClientTimeout, func() { close(done) }); err != nil {
+	if err := serveLoop(hc.c, up.conn, hc.b.cfg.ClientTimeout, func(_, toClient int64) {
+		hc.cw.written += toClient
+		close(done)
+	}); err != nil {
 		hc.b.log.Debug("no event loop for a tunnel; copying with goroutines", "error", err)
-		pipe(hc.c, up.conn, hc.b.cfg.ClientTimeout)
+		_, toClient := pipe(hc.c, up.conn, hc.b.cfg.ClientTimeout)
+		hc.cw.written += toClient
 		return
 	}
 	<-done
@@ -456,7 +491,8 @@ type clientWriter struct {
 	c        net.Conn
 	timeout  time.Duration
 	deadline slidingDeadline
-	fixed    bool // setDeadline holds
+	fixed    bool  // setDeadline holds
+	written  int64 // bytes sent to the client on this connection
 }
 
 func (w *clientWriter) Write(p []byte) (int, error) {
@@ -465,7 +501,9 @@ func (w *clientWriter) Write(p []byte) (int, error) {
 			_ = w.c.SetWriteDeadline(t)
 		}
 	}
-	return w.c.Write(p)
+	n, err := w.c.Write(p)
+	w.written += int64(n)
+	return n, err
 }
 
 // setDeadline fixes the write deadline (zero: none) for the rest of the connection.
@@ -476,6 +514,7 @@ func (w *clientWriter) setDeadline(t time.Time) {
 
 // fail answers the client with an error of tender's own and closes the connection.
 func (hc *httpConn) fail(e *httpError) {
+	hc.status = e.code
 	body := "tender: " + e.msg + "\n"
 	out := append(hc.out[:0], "HTTP/1.1 "...)
 	out = strconv.AppendInt(out, int64(e.code), 10)

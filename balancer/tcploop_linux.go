@@ -62,8 +62,9 @@ type loop struct {
 
 // tcpSession is a client connection and a worker connection copied both ways.
 type tcpSession struct {
-	ends    [2]end // 0: the client, 1: the worker
-	release func() // ends the session in the router
+	ends [2]end // 0: the client, 1: the worker
+	// release ends the session in the router, with the bytes copied each way.
+	release func(toWorker, toClient int64)
 	linger  time.Duration
 	// lingering closes the session linger after the worker finished; stopped when it closes
 	// first, or it would keep the session, and its memory, that long.
@@ -78,6 +79,7 @@ type end struct {
 	peer    *end
 	eof     bool   // read gave end-of-file, and the peer's writing half was shut
 	pending []byte // what could not be written to the peer yet; reading waits for it
+	copied  int64  // bytes read from this end and written to the peer
 }
 
 func newLoop() (*loop, error) {
@@ -108,10 +110,10 @@ func (l *loop) post(fn func()) {
 }
 
 // serveLoop hands a connected client and worker to an event loop, which calls release once
-// both directions are over. The loop takes copies of their fds, and client and worker are
+// both directions are over, with the bytes it copied each way. The loop takes copies of their fds, and client and worker are
 // closed here; on an error (no descriptor left for a copy, say) they are left open, for the
 // caller to copy the bytes another way.
-func serveLoop(client, worker net.Conn, linger time.Duration, release func()) error {
+func serveLoop(client, worker net.Conn, linger time.Duration, release func(toWorker, toClient int64)) error {
 	l, err := pickLoop()
 	if err != nil {
 		return err
@@ -237,6 +239,7 @@ func (l *loop) pump(e *end, drain bool) {
 		switch {
 		case n > 0:
 			w, werr := writeSome(e.peer.fd, l.buf[:n])
+			e.copied += int64(w)
 			if w < n {
 				if werr != nil && !errors.Is(werr, unix.EAGAIN) {
 					l.close(e.s)
@@ -268,6 +271,7 @@ func (l *loop) flush(e *end) {
 		return
 	}
 	w, err := writeSome(e.peer.fd, e.pending)
+	e.copied += int64(w)
 	if w < len(e.pending) {
 		if err != nil && !errors.Is(err, unix.EAGAIN) {
 			l.close(e.s)
@@ -330,7 +334,7 @@ func (l *loop) close(s *tcpSession) {
 		}
 		unix.Close(e.fd)
 	}
-	s.release()
+	s.release(s.ends[0].copied, s.ends[1].copied)
 }
 
 // The loop's fds are non-blocking, so its reads, writes and polls with a zero timeout never

@@ -532,17 +532,32 @@ func metric(t *testing.T, admin, name string) float64 {
 		return m.Counter.GetValue()
 	case m.Untyped != nil:
 		return m.Untyped.GetValue()
+	case m.Histogram != nil: // its count, of the type the balancer serves
+		if l := m.GetLabel(); len(l) != 1 || l[0].GetName() != "type" || l[0].GetValue() != "web" {
+			t.Errorf("%s has labels %v, want type=web", name, l)
+		}
+		return float64(m.Histogram.GetSampleCount())
 	}
 	return 0
 }
 
+// The admin endpoint, with the histograms of the requests that went through and, with
+// TENDER_ACCESS_LOG=on, their lines in the log (at info level, though tender logs only warnings).
 func TestAdminEndpoints(t *testing.T) {
 	t.Parallel()
 	admin := "127.0.0.1:" + freePort(t)
-	f := startFront(t, "http", []string{"TENDER_WORKERS=2", "TENDER_ADMIN=" + admin})
+	f := startFront(t, "http", []string{"TENDER_WORKERS=2", "TENDER_ADMIN=" + admin, "TENDER_ACCESS_LOG=on", "TENDER_LOG_LEVEL=warn"})
 	f.waitFor("2 ready", 10*time.Second, nReady(2))
 	for i := 0; i < 10; i++ {
 		f.get(&http.Client{}, "/")
+	}
+	for _, name := range []string{"tender_request_duration_seconds", "tender_queue_wait_seconds"} {
+		if got := metric(t, admin, name); got != 10 {
+			t.Errorf("%s counts %v requests, want 10", name, got)
+		}
+	}
+	if n := strings.Count(f.Stderr.String(), "tender.access: request: method=GET path=/ status=200 bytes="); n != 10 {
+		t.Errorf("%d access log lines of the 10 requests:\n%s", n, f.Stderr.String())
 	}
 	resp, err := http.Get("http://" + admin + "/healthz")
 	if err != nil || resp.StatusCode != 200 {
