@@ -24,6 +24,14 @@ type Backend struct {
 	routable  atomic.Bool
 	sessions  atomic.Int64
 	processed atomic.Uint64
+	// Whether the worker answers (see StallLevel), kept without a lock, so that answers, many a
+	// millisecond, do not queue for the router's: unanswered counts its sessions in flight
+	// that have no answer yet, and the times (monotime) are when it last began to owe one (its
+	// unanswered went from 0 to 1), last answered one and was last given one.
+	unanswered atomic.Int64
+	owingSince atomic.Int64
+	lastAnswer atomic.Int64
+	lastGiven  atomic.Int64
 
 	mu     sync.Mutex
 	idle   []*upstream // oldest first
@@ -48,6 +56,30 @@ func (b *Backend) Sessions() int64 { return b.sessions.Load() }
 
 // Processed is the number of sessions the backend has finished.
 func (b *Backend) Processed() uint64 { return b.processed.Load() }
+
+// given counts a session given to the backend at now; the router holds its lock.
+func (b *Backend) given(now int64) {
+	b.lastGiven.Store(now)
+	if b.unanswered.Add(1) == 1 {
+		b.owingSince.Store(now)
+	}
+}
+
+// answered counts the answer to one of its sessions, at now.
+func (b *Backend) answered(now int64) {
+	b.unanswered.Add(-1)
+	b.lastAnswer.Store(now)
+}
+
+// dropped counts a session that ended without an answer: the worker owes it no more.
+func (b *Backend) dropped() { b.unanswered.Add(-1) }
+
+// stallLevel is the backend's StallLevel at now. Its sessions owed an answer are at most its
+// sessions: one that ended between the two counts is gone.
+func (b *Backend) stallLevel(sessions, now int64, typical time.Duration) int {
+	silent := now - max(b.lastAnswer.Load(), b.owingSince.Load())
+	return StallLevel(min(b.unanswered.Load(), sessions), time.Duration(silent), time.Duration(now-b.lastGiven.Load()), typical)
+}
 
 // upstream is a connection to a backend, with its read buffer.
 type upstream struct {

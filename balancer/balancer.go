@@ -158,9 +158,10 @@ func (b *Balancer) serveTCP(client net.Conn, free func()) {
 			b.logConnection(client, nil, 0, 0, time.Since(start), err)
 			return
 		}
+		routedAt := b.router.Now()
 		up, err := net.DialTimeout("tcp", be.Addr, dialTimeout)
 		if err != nil {
-			b.router.Release(be, false)
+			b.router.Release(be, false, false)
 			if isShort(err) {
 				if !short.Wait(err) {
 					b.log.Debug("refusing a connection", "why", err)
@@ -174,14 +175,15 @@ func (b *Balancer) serveTCP(client net.Conn, free func()) {
 			continue
 		}
 		served = true
+		answers := &answerWatch{router: b.router, be: be, routedAt: routedAt}
 		release := func(toWorker, toClient int64) {
-			b.router.Release(be, true)
+			b.router.Release(be, true, answers.answered)
 			d := time.Since(start)
 			b.timings.sessions.observe(d)
 			b.logConnection(client, be, toWorker, toClient, d, nil)
 			free()
 		}
-		if err := serveLoop(client, up, b.cfg.ClientTimeout, release); err != nil {
+		if err := serveLoop(client, up, b.cfg.ClientTimeout, release, answers); err != nil {
 			b.log.Debug("no event loop; copying with goroutines", "error", err)
 			toWorker, toClient := pipe(client, up, b.cfg.ClientTimeout)
 			up.Close()

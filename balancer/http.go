@@ -32,6 +32,7 @@ type httpConn struct {
 	asked      bool          // it asked the router for a worker
 	waited     time.Duration // for a worker, in the queue or for a retry
 	worker     *Backend      // the last worker it went to
+	answered   bool          // that worker answered
 	status     int           // of the response the client got; 0 before one
 	sentBefore int64         // cw.written at its start
 }
@@ -162,16 +163,17 @@ func (hc *httpConn) forward() bool {
 			hc.fail(&httpError{503, "Service Unavailable: " + err.Error()})
 			return false
 		}
-		hc.worker = be
+		hc.worker, hc.answered = be, false
+		routedAt := hc.b.router.Now()
 		up, err := be.connect()
 		if err == nil {
-			res, closeClient := hc.exchange(be, up, stream, idempotent)
+			res, closeClient := hc.exchange(be, up, routedAt, stream, idempotent)
 			if res != retry {
-				hc.b.router.Release(be, true)
+				hc.b.router.Release(be, true, hc.answered)
 				return res == served && !closeClient && !hc.b.closing.Load()
 			}
 		}
-		hc.b.router.Release(be, false)
+		hc.b.router.Release(be, false, hc.answered)
 		if err != nil && isShort(err) { // tender's shortage, no failed attempt of the worker's
 			if !short.Wait(err) {
 				hc.fail(&httpError{503, "Service Unavailable: tender cannot connect to a worker: " + errnoText(err)})
@@ -221,13 +223,14 @@ func isIdempotent(method []byte) bool {
 }
 
 // exchange sends the request (reqOut, then the body when stream) on up and passes the
-// response back. It returns the outcome and whether the client connection must close.
+// response back. It returns the outcome and whether the client connection must close. The
+// first response head, an interim one maybe, tells the router that be answers.
 //
 // A request goes again (retry) only when the worker cannot have acted on it: the write failed
 // (the worker had closed the connection), or it is idempotent, was whole in tender's hands and
 // got no answer at all. A POST the worker may have read is never sent twice, and an answer that
 // is malformed is a 502, not a reason to ask again.
-func (hc *httpConn) exchange(be *Backend, up *upstream, stream, idempotent bool) (outcome, bool) {
+func (hc *httpConn) exchange(be *Backend, up *upstream, routedAt int64, stream, idempotent bool) (outcome, bool) {
 	req := &hc.req
 	up.io.timeout = hc.b.cfg.WorkerTimeout
 	if _, err := up.io.Write(hc.reqOut); err != nil {
@@ -261,6 +264,10 @@ func (hc *httpConn) exchange(be *Backend, up *upstream, stream, idempotent bool)
 
 	for answered := false; ; answered = true {
 		err := hc.resp.readHead(up.br)
+		if err == nil && !answered {
+			hc.b.router.Answered(be, routedAt)
+			hc.answered = true
+		}
 		if err == nil {
 			err = hc.resp.parseResponse()
 		}
@@ -475,7 +482,7 @@ func (hc *httpConn) tunnel(up *upstream) {
 	if err := serveLoop(hc.c, up.conn, hc.b.cfg.ClientTimeout, func(_, toClient int64) {
 		hc.cw.written += toClient
 		close(done)
-	}); err != nil {
+	}, nil); err != nil {
 		hc.b.log.Debug("no event loop for a tunnel; copying with goroutines", "error", err)
 		_, toClient := pipe(hc.c, up.conn, hc.b.cfg.ClientTimeout)
 		hc.cw.written += toClient

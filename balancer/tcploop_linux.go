@@ -65,6 +65,7 @@ type tcpSession struct {
 	ends [2]end // 0: the client, 1: the worker
 	// release ends the session in the router, with the bytes copied each way.
 	release func(toWorker, toClient int64)
+	answers *answerWatch // nil for a tunnel
 	linger  time.Duration
 	// lingering closes the session linger after the worker finished; stopped when it closes
 	// first, or it would keep the session, and its memory, that long.
@@ -110,10 +111,11 @@ func (l *loop) post(fn func()) {
 }
 
 // serveLoop hands a connected client and worker to an event loop, which calls release once
-// both directions are over, with the bytes it copied each way. The loop takes copies of their fds, and client and worker are
+// both directions are over, with the bytes it copied each way, and tells answers (unless nil)
+// when the worker sends bytes. The loop takes copies of their fds, and client and worker are
 // closed here; on an error (no descriptor left for a copy, say) they are left open, for the
 // caller to copy the bytes another way.
-func serveLoop(client, worker net.Conn, linger time.Duration, release func(toWorker, toClient int64)) error {
+func serveLoop(client, worker net.Conn, linger time.Duration, release func(toWorker, toClient int64), answers *answerWatch) error {
 	l, err := pickLoop()
 	if err != nil {
 		return err
@@ -129,12 +131,31 @@ func serveLoop(client, worker net.Conn, linger time.Duration, release func(toWor
 	}
 	client.Close()
 	worker.Close()
-	s := &tcpSession{release: release, linger: linger}
+	s := &tcpSession{release: release, answers: answers, linger: linger}
 	s.ends[0] = end{s: s, fd: cfd}
 	s.ends[1] = end{s: s, fd: wfd}
 	s.ends[0].peer, s.ends[1].peer = &s.ends[1], &s.ends[0]
 	l.post(func() { l.add(s) })
 	return nil
+}
+
+// answerWatch tells the router that a tcp session's worker answers: its first bytes are the
+// answer, timed from routedAt (monotime), and later ones show the worker is alive. Only the
+// loop touches it, and the session's release reads it after.
+type answerWatch struct {
+	router   *Router
+	be       *Backend
+	routedAt int64
+	answered bool
+}
+
+func (a *answerWatch) heard() {
+	if !a.answered {
+		a.answered = true
+		a.router.Answered(a.be, a.routedAt)
+		return
+	}
+	a.be.lastAnswer.Store(a.router.Now())
 }
 
 // takeFd duplicates a connection's fd, non-blocking and close-on-exec, for the loop to own
@@ -238,6 +259,9 @@ func (l *loop) pump(e *end, drain bool) {
 		n, err := rawRead(e.fd, l.buf)
 		switch {
 		case n > 0:
+			if e.s.answers != nil && e == &e.s.ends[1] {
+				e.s.answers.heard()
+			}
 			w, werr := writeSome(e.peer.fd, l.buf[:n])
 			e.copied += int64(w)
 			if w < n {

@@ -39,7 +39,7 @@ func throughWith(t *testing.T, server func(net.Conn), linger time.Duration, rele
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := serveLoop(b, worker, linger, release); err != nil {
+	if err := serveLoop(b, worker, linger, release, nil); err != nil {
 		t.Fatal(err)
 	}
 	return a
@@ -161,7 +161,7 @@ func TestLoopLeavesWhatItCannotTake(t *testing.T) {
 	defer a.Close()
 	w, tenderSide := net.Pipe()
 	defer w.Close()
-	if err := serveLoop(b, tenderSide, time.Second, func(_, _ int64) {}); err == nil {
+	if err := serveLoop(b, tenderSide, time.Second, func(_, _ int64) {}, nil); err == nil {
 		t.Fatal("serveLoop took a worker that is no socket")
 	}
 	go pipe(b, tenderSide, time.Second)
