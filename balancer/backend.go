@@ -32,6 +32,11 @@ type Backend struct {
 	owingSince atomic.Int64
 	lastAnswer atomic.Int64
 	lastGiven  atomic.Int64
+	// slowGiven is when it was given a request of a slow target (see slowTargets) that it has
+	// not answered, nor one given after it (0: none), and slowFor how long that target's
+	// answers take.
+	slowGiven atomic.Int64
+	slowFor   atomic.Int64
 
 	mu     sync.Mutex
 	idle   []*upstream // oldest first
@@ -65,10 +70,14 @@ func (b *Backend) given(now int64) {
 	}
 }
 
-// answered counts the answer to one of its sessions, at now.
-func (b *Backend) answered(now int64) {
+// answered counts the answer to one of its sessions, given at routedAt, at now. The answer to a
+// slow target's request, or to one given after it, shows that it did not block the worker.
+func (b *Backend) answered(routedAt, now int64) {
 	b.unanswered.Add(-1)
 	b.lastAnswer.Store(now)
+	if slow := b.slowGiven.Load(); slow != 0 && routedAt >= slow {
+		b.slowGiven.CompareAndSwap(slow, 0)
+	}
 }
 
 // dropped counts a session that ended without an answer: the worker owes it no more.
@@ -78,7 +87,12 @@ func (b *Backend) dropped() { b.unanswered.Add(-1) }
 // sessions: one that ended between the two counts is gone.
 func (b *Backend) stallLevel(sessions, now int64, typical time.Duration) int {
 	silent := now - max(b.lastAnswer.Load(), b.owingSince.Load())
-	return StallLevel(min(b.unanswered.Load(), sessions), time.Duration(silent), time.Duration(now-b.lastGiven.Load()), typical)
+	var slowFor int64
+	if b.slowGiven.Load() != 0 {
+		slowFor = b.slowFor.Load()
+	}
+	return StallLevel(min(b.unanswered.Load(), sessions), time.Duration(silent), time.Duration(slowFor),
+		time.Duration(now-b.lastGiven.Load()), typical)
 }
 
 // upstream is a connection to a backend, with its read buffer.

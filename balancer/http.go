@@ -147,6 +147,7 @@ func (hc *httpConn) forward() bool {
 		stream = false
 	}
 	idempotent := isIdempotent(req.method)
+	target := targetKey(req.method, req.path)
 
 	var tried []*Backend
 	var retryBy time.Time // set at the first failed try
@@ -165,13 +166,20 @@ func (hc *httpConn) forward() bool {
 		}
 		hc.worker, hc.answered = be, false
 		routedAt := hc.b.router.Now()
+		slow := hc.b.router.Given(be, target, routedAt)
 		up, err := be.connect()
 		if err == nil {
-			res, closeClient := hc.exchange(be, up, routedAt, stream, idempotent)
+			res, closeClient := hc.exchange(be, up, routedAt, target, stream, idempotent)
 			if res != retry {
+				if slow && !hc.answered {
+					hc.b.router.Unanswered(be, routedAt)
+				}
 				hc.b.router.Release(be, true, hc.answered)
 				return res == served && !closeClient && !hc.b.closing.Load()
 			}
+		}
+		if slow && !hc.answered {
+			hc.b.router.Unanswered(be, routedAt)
 		}
 		hc.b.router.Release(be, false, hc.answered)
 		if err != nil && isShort(err) { // tender's shortage, no failed attempt of the worker's
@@ -230,7 +238,7 @@ func isIdempotent(method []byte) bool {
 // (the worker had closed the connection), or it is idempotent, was whole in tender's hands and
 // got no answer at all. A POST the worker may have read is never sent twice, and an answer that
 // is malformed is a 502, not a reason to ask again.
-func (hc *httpConn) exchange(be *Backend, up *upstream, routedAt int64, stream, idempotent bool) (outcome, bool) {
+func (hc *httpConn) exchange(be *Backend, up *upstream, routedAt int64, target uint32, stream, idempotent bool) (outcome, bool) {
 	req := &hc.req
 	up.io.timeout = hc.b.cfg.WorkerTimeout
 	if _, err := up.io.Write(hc.reqOut); err != nil {
@@ -265,7 +273,7 @@ func (hc *httpConn) exchange(be *Backend, up *upstream, routedAt int64, stream, 
 	for answered := false; ; answered = true {
 		err := hc.resp.readHead(up.br)
 		if err == nil && !answered {
-			hc.b.router.Answered(be, routedAt)
+			hc.b.router.AnsweredTarget(be, target, routedAt)
 			hc.answered = true
 		}
 		if err == nil {

@@ -26,6 +26,8 @@ type Router struct {
 	// typical is how long the workers take to answer a session, in nanoseconds: a running
 	// median of the time from routing to the first byte of the answer.
 	typical atomic.Int64
+	// targets learns which requests take long (http).
+	targets slowTargets
 
 	mu       sync.Mutex
 	backends []*Backend
@@ -178,13 +180,38 @@ func (r *Router) Release(b *Backend, done, answered bool) {
 // without an answer tells Release so.
 func (r *Router) Answered(b *Backend, routedAt int64) {
 	now := r.now()
-	b.answered(now)
+	b.answered(routedAt, now)
 	// Lossy: two answers at once may both read the same value, and one of them counts.
 	if typical := r.typical.Load(); now-routedAt > typical {
 		r.typical.Store(typical + max(typical/16, int64(time.Microsecond)))
 	} else {
 		r.typical.Store(typical - typical/16)
 	}
+}
+
+// Given tells the router what b was given at routedAt: a request of the target key (see
+// targetKey). It reports whether the target is slow, and then b counts as stalled until it
+// answers the request, or one given after it (see slowTargets).
+func (r *Router) Given(b *Backend, key uint32, routedAt int64) bool {
+	expected := r.targets.expected(key)
+	slow := expected > StallAfter(time.Duration(r.typical.Load()))
+	if slow {
+		b.slowFor.Store(int64(expected))
+		b.slowGiven.Store(routedAt)
+	}
+	return slow
+}
+
+// AnsweredTarget is Answered for a request of the target key, whose time it learns.
+func (r *Router) AnsweredTarget(b *Backend, key uint32, routedAt int64) {
+	r.Answered(b, routedAt)
+	r.targets.learn(key, time.Duration(r.now()-routedAt))
+}
+
+// Unanswered says that the slow request b was given at routedAt ended without an answer: it
+// does not hold b any more.
+func (r *Router) Unanswered(b *Backend, routedAt int64) {
+	b.slowGiven.CompareAndSwap(routedAt, 0)
 }
 
 // Now is the router's clock, for the routedAt of Answered.

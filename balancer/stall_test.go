@@ -11,22 +11,24 @@ import (
 func TestStallLevel(t *testing.T) {
 	ms := time.Millisecond
 	for _, tc := range []struct {
-		what                        string
-		owed                        int64
-		silent, sinceGiven, typical time.Duration
-		level                       int
+		what                                 string
+		owed                                 int64
+		silent, slowFor, sinceGiven, typical time.Duration
+		level                                int
 	}{
-		{"idle: owes nothing", 0, time.Hour, 0, 0, 0},
-		{"a moment without CPU", 1, 900 * time.Microsecond, 0, 0, 0},
-		{"silent past the floor, the pool's answers unknown", 1, 1100 * time.Microsecond, 0, 0, 1},
-		{"one slow answer among 1 ms ones", 1, 3 * ms, 3 * ms, ms, 0},
-		{"two milliseconds without CPU, among 0.3 ms answers", 2, 2 * ms, 2 * ms, 300 * time.Microsecond, 1},
-		{"the blocked event loop: 50 ms behind 0.3 ms answers", 3, 50 * ms, 10 * ms, 300 * time.Microsecond, 6},
-		{"held requests, 100 ms each", 25, 8 * ms, 1 * ms, 100 * ms, 0},
-		{"given nothing for a second: probed", 1, 5 * time.Second, time.Second, 0, 0},
+		{"idle: owes nothing", 0, time.Hour, 0, 0, 0, 0},
+		{"a few time slices without CPU", 1, 9 * ms, 0, 0, 0, 0},
+		{"silent past the floor, the pool's answers unknown", 1, 11 * ms, 0, 0, 0, 1},
+		{"one slow answer among 5 ms ones", 1, 15 * ms, 0, 3 * ms, 5 * ms, 0},
+		{"the blocked event loop: 50 ms behind 0.3 ms answers", 3, 50 * ms, 0, 10 * ms, 300 * time.Microsecond, 1},
+		{"given a request that lately took 50 ms, among 0.3 ms answers", 1, 0, 50 * ms, 0, 300 * time.Microsecond, 2},
+		{"given a request that lately took 50 ms, among 20 ms answers", 1, 0, 50 * ms, 0, 20 * ms, 0},
+		{"held requests, 100 ms each", 25, 8 * ms, 0, 1 * ms, 100 * ms, 0},
+		{"given nothing for a second: probed", 1, 5 * time.Second, 0, time.Second, 0, 0},
+		{"given nothing for a second, a slow request's worker: probed", 1, 0, time.Minute, time.Second, 0, 0},
 	} {
-		if got := StallLevel(tc.owed, tc.silent, tc.sinceGiven, tc.typical); got != tc.level {
-			t.Errorf("%s: StallLevel(%d, %v, %v, %v) = %d, want %d", tc.what, tc.owed, tc.silent, tc.sinceGiven, tc.typical, got, tc.level)
+		if got := StallLevel(tc.owed, tc.silent, tc.slowFor, tc.sinceGiven, tc.typical); got != tc.level {
+			t.Errorf("%s: StallLevel(%d, %v, %v, %v, %v) = %d, want %d", tc.what, tc.owed, tc.silent, tc.slowFor, tc.sinceGiven, tc.typical, got, tc.level)
 		}
 	}
 }
@@ -37,6 +39,7 @@ func TestStallLevel(t *testing.T) {
 //	new -> wN       a new session, which must go to worker N
 //	new -> not wN   a new session, which must not go to worker N
 //	new             a new session, anywhere
+//	new GET /x ...  a new session, a request of that target (whose answers the router learns)
 //	wN answers      worker N answers its oldest session, which ends
 //	wN answers last worker N answers its newest session, which ends
 //	wN answers head worker N answers its oldest unanswered session, which goes on (a body)
@@ -51,8 +54,12 @@ func timeline(t *testing.T, workers int, script string) []int64 {
 	for _, b := range bs {
 		r.Add(b)
 	}
-	held := make([][]int64, workers)  // routedAt of each worker's unanswered sessions, oldest first
-	streaming := make([]int, workers) // its sessions answered and going on
+	type session struct {
+		routedAt int64
+		target   uint32 // 0: none
+	}
+	held := make([][]session, workers) // each worker's unanswered sessions, oldest first
+	streaming := make([]int, workers)  // its sessions answered and going on
 	for n, line := range strings.Split(strings.TrimSpace(script), "\n") {
 		f := strings.Fields(line)
 		if len(f) == 0 || strings.HasPrefix(f[0], "#") {
@@ -69,7 +76,13 @@ func timeline(t *testing.T, workers int, script string) []int64 {
 			if err != nil {
 				t.Fatalf("line %d: %v", n+1, err)
 			}
-			held[b.ID] = append(held[b.ID], r.Now())
+			s := session{routedAt: r.Now()}
+			if len(f) > 3 && f[2] != "->" {
+				s.target = targetKey([]byte(f[2]), []byte(f[3]))
+				r.Given(b, s.target, s.routedAt)
+				f = append(f[:2], f[4:]...)
+			}
+			held[b.ID] = append(held[b.ID], s)
 			want := strings.Join(f[2:], " ")
 			if strings.HasPrefix(want, "-> not ") && want == fmt.Sprintf("-> not w%d", b.ID) ||
 				strings.HasPrefix(want, "-> w") && want != fmt.Sprintf("-> w%d", b.ID) {
@@ -84,7 +97,11 @@ func timeline(t *testing.T, workers int, script string) []int64 {
 			if len(f) == 4 && f[3] == "last" {
 				i = len(held[id]) - 1
 			}
-			r.Answered(bs[id], held[id][i])
+			if s := held[id][i]; s.target != 0 {
+				r.AnsweredTarget(bs[id], s.target, s.routedAt)
+			} else {
+				r.Answered(bs[id], s.routedAt)
+			}
 			if len(f) == 4 && f[3] == "head" {
 				streaming[id]++
 			} else {
@@ -123,10 +140,40 @@ func TestBlockedWorkerGetsNoNewSession(t *testing.T) {
 		0.1 w1 answers head
 		0.1 w1 answers head
 		# w2 is blocked from here on.
-		1.5 new -> not w2
-		1.6 new -> not w2
-		1.7 new -> not w2
-		1.8 new -> not w2
+		15 new -> not w2
+		16 new -> not w2
+		17 new -> not w2
+		18 new -> not w2
+	`)
+}
+
+// A request of a target whose answers lately took far longer than the pool's makes its worker
+// stalled at once, before any silence shows: it is the one silence cannot see, given to a
+// worker in the moment its event loop blocks. Here w0 holds fewer sessions than the others
+// (which stream downloads), and a count, or silence, would give it the next request.
+func TestSlowTargetStallsItsWorkerAtOnce(t *testing.T) {
+	timeline(t, 3, `
+		0 new GET /report -> w0
+		0 new GET / -> w1
+		0 new GET / -> w2
+		0.2 w1 answers
+		0.2 w2 answers
+		1 new GET /dl -> not w0
+		1 new GET /dl -> not w0
+		1.1 w1 answers head
+		1.1 w2 answers head
+		12 new GET /dl -> not w0
+		12 new GET /dl -> not w0
+		12.1 w1 answers head
+		12.1 w2 answers head
+		# /report took 50 ms; / 0.2 ms.
+		50 w0 answers
+		60 new GET /report -> w0
+		60 new GET / -> not w0
+		60 new GET / -> not w0
+		# Answered, /report holds w0 no more.
+		110 w0 answers
+		110 new GET / -> w0
 	`)
 }
 
@@ -134,20 +181,22 @@ func TestBlockedWorkerGetsNoNewSession(t *testing.T) {
 // as the poll may be: it takes the sessions its count gives it.
 func TestLongPollIsNoStall(t *testing.T) {
 	timeline(t, 2, `
-		0.0 new -> w0
-		0.0 new -> w1
+		0 new -> w0
+		0 new -> w1
 		# w1 holds a long poll, never answered here; w0 works slowly through two sessions.
-		0.0 new -> w0
-		0.5 new -> w1
-		0.6 w1 answers last
-		0.9 new -> w1
-		1.0 w1 answers last
-		1.4 new -> w1
-		1.5 w1 answers last
-		1.9 new -> w1
-		2.0 w1 answers last
-		2.0 w0 answers
-		2.0 w0 answers
+		0 new -> w0
+		5 new -> w1
+		6 w1 answers last
+		9 new -> w1
+		10 w1 answers last
+		14 new -> w1
+		15 w1 answers last
+		19 new -> w1
+		20 w1 answers last
+		24 new -> w1
+		25 w1 answers last
+		25 w0 answers
+		25 w0 answers
 	`)
 }
 
@@ -159,8 +208,8 @@ func TestStalledWorkerIsProbed(t *testing.T) {
 		0.0 new -> w1
 		0.1 w0 answers
 		# w1 is blocked, or holds a long poll, from here on.
-		5 new -> w0
-		5.1 w0 answers
+		15 new -> w0
+		15.1 w0 answers
 		999 new -> w0
 		999 new -> w0
 		1000.5 new -> w1
@@ -171,20 +220,20 @@ func TestStalledWorkerIsProbed(t *testing.T) {
 	`)
 }
 
-// When every worker is stalled, a session goes to the one silent the shortest, in doublings of
-// StallAfter (w2, silent 2 ms, not 12), and then by count.
-func TestAllStalledGoBySilenceThenCount(t *testing.T) {
+// Among stalled workers, sessions go by count, a worker given a slow request last: at 120 ms, w0
+// holds a /report that lately took 50 ms, w1 and w2 have been silent 20 ms, and w0 holds the
+// fewest sessions.
+func TestStalledGoByCountSlowLast(t *testing.T) {
 	timeline(t, 3, `
-		0 new -> w0
-		0 new -> w1
-		0 new -> w2
-		0 new -> w0
-		10 w2 answers
-		10 new -> w2
-		12 new -> w2
-		12 new -> w2
-		# At 80 ms, 70 and 80 are one doubling: by count.
-		80 new -> w1
+		0 new GET /report -> w0
+		50 w0 answers
+		# w1 and w2 get sessions they do not answer, w0 a /report.
+		100 new -> w1
+		100 new -> w2
+		100 new GET /report -> w0
+		120 new -> w1
+		120 new -> w2
+		120 new -> not w0
 	`)
 }
 
