@@ -2,6 +2,7 @@ package balancer
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"net"
 	"os"
@@ -21,8 +22,11 @@ type httpConn struct {
 	ip   string
 	idle atomic.Bool // waiting for the next request: Close may let it go
 
-	cw        clientWriter
-	body      bodyClock
+	cw   clientWriter
+	body bodyClock
+	// idleRead moves the client's read deadline on while it is idle between requests; its
+	// zero value says another read deadline was set since, and the idle one must be set again.
+	idleRead  slidingDeadline
 	req, resp head
 	reqOut    []byte // the request as it goes to the worker, kept whole for a retry
 	out       []byte // a response head going to the client
@@ -76,7 +80,9 @@ func (hc *httpConn) serveOne() bool {
 	if hc.b.closing.Load() {
 		return false
 	}
-	_ = hc.c.SetReadDeadline(time.Now().Add(hc.b.cfg.ClientTimeout))
+	if t, due := hc.idleRead.next(hc.b.cfg.ClientTimeout); due {
+		_ = hc.c.SetReadDeadline(t)
+	}
 	if _, err := hc.br.Peek(1); err != nil {
 		return false // closed, idle too long, or let go by Close
 	}
@@ -100,8 +106,13 @@ func (hc *httpConn) serveOne() bool {
 // when it is not one to pass on. It reports whether the connection goes on.
 func (hc *httpConn) readAndForward() bool {
 	// From its first byte, the head has HEADER_TIMEOUT to arrive: a slowloris client never
-	// gets as far as a worker.
-	_ = hc.c.SetReadDeadline(hc.start.Add(hc.b.cfg.HeaderTimeout))
+	// gets as far as a worker. A head that came whole, as most do, is read without waiting,
+	// and without the cost of two more deadlines: the idle one stays, and no read of the
+	// client's comes until the next request but the body's, which sets its own.
+	if !headIn(hc.br) {
+		_ = hc.c.SetReadDeadline(hc.start.Add(hc.b.cfg.HeaderTimeout))
+		hc.idleRead = slidingDeadline{}
+	}
 	if err := hc.req.readHead(hc.br); err != nil {
 		var he *httpError
 		switch {
@@ -119,8 +130,17 @@ func (hc *httpConn) readAndForward() bool {
 		}
 		return false
 	}
-	_ = hc.c.SetReadDeadline(time.Time{})
 	return hc.forward()
+}
+
+// headIn reports whether br holds a whole request head: after the empty lines a client may
+// send before it, the empty line that ends it.
+func headIn(br *bufio.Reader) bool {
+	b, _ := br.Peek(br.Buffered())
+	for len(b) > 0 && (b[0] == '\r' || b[0] == '\n') {
+		b = b[1:]
+	}
+	return bytes.Contains(b, []byte("\n\r\n")) || bytes.Contains(b, []byte("\n\n"))
 }
 
 // outcome is how an exchange with a worker ended.
@@ -167,7 +187,7 @@ func (hc *httpConn) forward() bool {
 		hc.worker, hc.answered = be, false
 		routedAt := hc.b.router.Now()
 		slow := hc.b.router.Given(be, target, routedAt)
-		up, err := be.connect()
+		up, err := be.connect(idempotent && !stream)
 		if err == nil {
 			res, closeClient := hc.exchange(be, up, routedAt, target, stream, idempotent)
 			if res != retry {
@@ -444,7 +464,7 @@ func (hc *httpConn) waitBody(done chan error) error {
 func (hc *httpConn) copyRequestBody(up *upstream) error {
 	hc.body.start()
 	hc.in.clock = &hc.body
-	defer func() { hc.in.clock = nil }()
+	defer func() { hc.in.clock, hc.idleRead = nil, slidingDeadline{} }()
 	byRate := false // the deadline set is the rate's, shorter than the client timeout
 	before := func() error {
 		left := hc.body.left()
