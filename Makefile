@@ -2,7 +2,7 @@
 #   make run    build and run tender over the demo app
 #   make test   every test (the end-to-end ones need root, unshare, runc and a Docker engine)
 #   make bench  compare tender with tini, dumb-init and catatonit; time the pool
-#   make bench-balancer  tender's balancer against HAProxy and nginx
+#   make bench-balancer  tender's balancer against HAProxy, nginx and PM2
 
 GO      ?= go
 BIN     := bin
