@@ -150,7 +150,7 @@ func (b *Backend) connect(retryable bool) (*upstream, error) {
 		}
 		u.conn.Close()
 	}
-	c, err := net.DialTimeout("tcp", b.Addr, dialTimeout)
+	c, err := b.dial()
 	if err != nil {
 		return nil, err
 	}
@@ -164,11 +164,19 @@ func (b *Backend) connect(retryable bool) (*upstream, error) {
 	return u, nil
 }
 
+// dial connects to the worker. Without TCP keep-alive probes, which Go's dialer turns on by
+// default, four system calls per connection: on loopback, a worker that dies closes its
+// connections, and tender's pool sees its exit.
+func (b *Backend) dial() (net.Conn, error) {
+	d := net.Dialer{Timeout: dialTimeout, KeepAlive: -1}
+	return d.Dial("tcp", b.Addr)
+}
+
 // answers reports whether the backend's port accepts a connection: a worker that closed a
 // connection without an answer and still answers is alive; one that died, or is stopping, has
 // closed its port.
 func (b *Backend) answers() bool {
-	c, err := net.DialTimeout("tcp", b.Addr, dialTimeout)
+	c, err := b.dial()
 	if err != nil {
 		return false
 	}

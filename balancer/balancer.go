@@ -159,7 +159,7 @@ func (b *Balancer) serveTCP(client net.Conn, free func()) {
 			return
 		}
 		routedAt := b.router.Now()
-		up, err := net.DialTimeout("tcp", be.Addr, dialTimeout)
+		up, err := be.dial()
 		if err != nil {
 			b.router.Release(be, false, false)
 			if isShort(err) {

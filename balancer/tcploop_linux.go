@@ -158,8 +158,9 @@ func (a *answerWatch) heard() {
 	a.be.lastAnswer.Store(a.router.Now())
 }
 
-// takeFd duplicates a connection's fd, non-blocking and close-on-exec, for the loop to own
-// outside the Go runtime's poller.
+// takeFd duplicates a connection's fd, close-on-exec, for the loop to own outside the Go
+// runtime's poller. The copy shares the original's open file, and so the O_NONBLOCK that the
+// Go runtime set on every socket it made: two system calls fewer per descriptor.
 func takeFd(c net.Conn) (int, error) {
 	sc, ok := c.(syscall.Conn)
 	if !ok {
@@ -176,10 +177,6 @@ func takeFd(c net.Conn) (int, error) {
 	}
 	if dupErr != nil {
 		return -1, dupErr
-	}
-	if err := unix.SetNonblock(fd, true); err != nil {
-		unix.Close(fd)
-		return -1, err
 	}
 	return fd, nil
 }
