@@ -83,16 +83,17 @@ func (b *Backend) answered(routedAt, now int64) {
 // dropped counts a session that ended without an answer: the worker owes it no more.
 func (b *Backend) dropped() { b.unanswered.Add(-1) }
 
-// stallLevel is the backend's StallLevel at now. Its sessions owed an answer are at most its
-// sessions: one that ended between the two counts is gone.
-func (b *Backend) stallLevel(sessions, now int64, typical time.Duration) int {
-	silent := now - max(b.lastAnswer.Load(), b.owingSince.Load())
+// stallLevel is the backend's StallLevel at now; heard is when the pool last heard an answer.
+// Its sessions owed an answer are at most its sessions: one that ended between the two counts
+// is gone.
+func (b *Backend) stallLevel(sessions, now, heard int64, typical time.Duration) int {
+	silentSince := max(b.lastAnswer.Load(), b.owingSince.Load())
 	var slowFor int64
 	if b.slowGiven.Load() != 0 {
 		slowFor = b.slowFor.Load()
 	}
-	return StallLevel(min(b.unanswered.Load(), sessions), time.Duration(silent), time.Duration(slowFor),
-		time.Duration(now-b.lastGiven.Load()), typical)
+	return StallLevel(min(b.unanswered.Load(), sessions), time.Duration(now-silentSince), heard > silentSince,
+		time.Duration(slowFor), time.Duration(now-b.lastGiven.Load()), typical)
 }
 
 // upstream is a connection to a backend, with its read buffer.

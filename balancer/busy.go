@@ -27,7 +27,11 @@ func Full(sessions int64, concurrency int) bool {
 //
 // A worker has stopped answering (1) when it owes answers (to owed sessions in flight) and has
 // answered none for longer than StallAfter(typical), typical being how long the pool's answers
-// take: silent counts from its last answer, or from when it began to owe one if that came later.
+// take, while others answered (othersAnswered: the pool heard an answer since it went silent):
+// silent counts from its last answer, or from when it began to owe one if that came later.
+// When no worker answers (every one holds long sessions, as in the seed scenario), none is
+// silent for longer than the others, and sessions go by count: otherwise the worker that began
+// to owe last would take every session until it had been silent as long as the others.
 // It is about to stop (2) from the moment it is given a request of a target whose answers
 // lately took longer than that (slowFor, 0 for none; see slowTargets), until it answers that
 // request or one given after it. Either way it is given a new session only when no worker of a
@@ -40,14 +44,14 @@ func Full(sessions int64, concurrency int) bool {
 // 50 ms call, fast requests' p99 was 50 ms, as behind HAProxy's leastconn. Silence shows such a
 // worker only once it has lasted, and the sessions given to it meanwhile wait out the call;
 // the slow request that blocks it, known by its target, shows it at once.
-func StallLevel(owed int64, silent, slowFor, sinceGiven, typical time.Duration) int {
+func StallLevel(owed int64, silent time.Duration, othersAnswered bool, slowFor, sinceGiven, typical time.Duration) int {
 	after := StallAfter(typical)
 	switch {
 	case owed == 0 || sinceGiven >= probeEvery:
 		return 0
 	case slowFor > after:
 		return 2
-	case silent > after:
+	case silent > after && othersAnswered:
 		return 1
 	}
 	return 0

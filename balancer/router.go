@@ -24,8 +24,10 @@ type Router struct {
 	now          func() int64 // monotonic nanoseconds: monotime, or a test's clock
 
 	// typical is how long the workers take to answer a session, in nanoseconds: a running
-	// median of the time from routing to the first byte of the answer.
+	// median of the time from routing to the first byte of the answer; heard is when the
+	// pool last answered one (monotime).
 	typical atomic.Int64
+	heard   atomic.Int64
 	// targets learns which requests take long (http).
 	targets slowTargets
 
@@ -181,6 +183,7 @@ func (r *Router) Release(b *Backend, done, answered bool) {
 func (r *Router) Answered(b *Backend, routedAt int64) {
 	now := r.now()
 	b.answered(routedAt, now)
+	r.heard.Store(now)
 	// Lossy: two answers at once may both read the same value, and one of them counts.
 	if typical := r.typical.Load(); now-routedAt > typical {
 		r.typical.Store(typical + max(typical/16, int64(time.Microsecond)))
@@ -276,7 +279,7 @@ func (r *Router) pickLocked(exclude []*Backend, now int64) *Backend {
 // StallLevel, and of those the least busy.
 func (r *Router) bestLocked(exclude []*Backend, now int64) *Backend {
 	n := len(r.backends)
-	typical := time.Duration(r.typical.Load())
+	typical, heard := time.Duration(r.typical.Load()), r.heard.Load()
 	var best *Backend
 	var bestBusy int64
 	var bestLevel int
@@ -289,7 +292,7 @@ func (r *Router) bestLocked(exclude []*Backend, now int64) *Backend {
 		if Full(s, r.concurrency) {
 			continue
 		}
-		level := b.stallLevel(s, now, typical)
+		level := b.stallLevel(s, now, heard, typical)
 		busy := Busyness(s, r.concurrency)
 		if best == nil || level < bestLevel || level == bestLevel && busy < bestBusy {
 			best, bestBusy, bestLevel = b, busy, level

@@ -155,7 +155,9 @@ func (a *answerWatch) heard() {
 		a.router.Answered(a.be, a.routedAt)
 		return
 	}
-	a.be.lastAnswer.Store(a.router.Now())
+	now := a.router.Now()
+	a.be.lastAnswer.Store(now)
+	a.router.heard.Store(now)
 }
 
 // takeFd duplicates a connection's fd, close-on-exec, for the loop to own outside the Go
