@@ -3,7 +3,7 @@
 #   make test   every test (the end-to-end ones need root, unshare, runc and a Docker engine)
 #   make bench  compare tender with tini, dumb-init and catatonit; time the pool; tender
 #               beside supervisord running a Procfile's programs
-#   make bench-balancer  tender's balancer against HAProxy and nginx
+#   make bench-balancer  tender's balancer against HAProxy, nginx and PM2
 
 GO      ?= go
 BIN     := bin

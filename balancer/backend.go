@@ -24,6 +24,19 @@ type Backend struct {
 	routable  atomic.Bool
 	sessions  atomic.Int64
 	processed atomic.Uint64
+	// Whether the worker answers (see StallLevel), kept without a lock, so that answers, many a
+	// millisecond, do not queue for the router's: unanswered counts its sessions in flight
+	// that have no answer yet, and the times (monotime) are when it last began to owe one (its
+	// unanswered went from 0 to 1), last answered one and was last given one.
+	unanswered atomic.Int64
+	owingSince atomic.Int64
+	lastAnswer atomic.Int64
+	lastGiven  atomic.Int64
+	// slowGiven is when it was given a request of a slow target (see slowTargets) that it has
+	// not answered, nor one given after it (0: none), and slowFor how long that target's
+	// answers take.
+	slowGiven atomic.Int64
+	slowFor   atomic.Int64
 
 	mu     sync.Mutex
 	idle   []*upstream // oldest first
@@ -49,6 +62,40 @@ func (b *Backend) Sessions() int64 { return b.sessions.Load() }
 // Processed is the number of sessions the backend has finished.
 func (b *Backend) Processed() uint64 { return b.processed.Load() }
 
+// given counts a session given to the backend at now; the router holds its lock.
+func (b *Backend) given(now int64) {
+	b.lastGiven.Store(now)
+	if b.unanswered.Add(1) == 1 {
+		b.owingSince.Store(now)
+	}
+}
+
+// answered counts the answer to one of its sessions, given at routedAt, at now. The answer to a
+// slow target's request, or to one given after it, shows that it did not block the worker.
+func (b *Backend) answered(routedAt, now int64) {
+	b.unanswered.Add(-1)
+	b.lastAnswer.Store(now)
+	if slow := b.slowGiven.Load(); slow != 0 && routedAt >= slow {
+		b.slowGiven.CompareAndSwap(slow, 0)
+	}
+}
+
+// dropped counts a session that ended without an answer: the worker owes it no more.
+func (b *Backend) dropped() { b.unanswered.Add(-1) }
+
+// stallLevel is the backend's StallLevel at now; heard is when the pool last heard an answer.
+// Its sessions owed an answer are at most its sessions: one that ended between the two counts
+// is gone.
+func (b *Backend) stallLevel(sessions, now, heard int64, typical time.Duration) int {
+	silentSince := max(b.lastAnswer.Load(), b.owingSince.Load())
+	var slowFor int64
+	if b.slowGiven.Load() != 0 {
+		slowFor = b.slowFor.Load()
+	}
+	return StallLevel(min(b.unanswered.Load(), sessions), time.Duration(now-silentSince), heard > silentSince,
+		time.Duration(slowFor), time.Duration(now-b.lastGiven.Load()), typical)
+}
+
 // upstream is a connection to a backend, with its read buffer.
 type upstream struct {
 	conn      net.Conn
@@ -72,12 +119,20 @@ const (
 	idleTTL = 2 * time.Second
 	// dialTimeout bounds a connect to a worker on loopback.
 	dialTimeout = 2 * time.Second
+	// freshIdle: see connect.
+	freshIdle = time.Millisecond
 )
 
 // connect returns an idle connection to the backend that is still open and quiet, or a new one.
 // The newest idle connection is taken first: it is the likeliest to be still open. The socket
 // is peeked outside the lock, so that sessions to the same worker do not queue on a system call.
-func (b *Backend) connect() (*upstream, error) {
+//
+// A connection idle for less than freshIdle is not peeked for a request that may go again
+// (idempotent, and whole in tender's hands): a worker that closed it in that moment makes the
+// request go again on a new connection, as one that closed it during the peek would, and bytes
+// it sent unasked after its answer would have had to come within the moment to be seen. Under
+// load that is most requests, and the peek was a tenth of tender's system calls.
+func (b *Backend) connect(retryable bool) (*upstream, error) {
 	now := time.Now()
 	for {
 		b.mu.Lock()
@@ -90,13 +145,13 @@ func (b *Backend) connect() (*upstream, error) {
 		b.idle[n-1] = nil
 		b.idle = b.idle[:n-1]
 		b.mu.Unlock()
-		if now.Sub(u.idleSince) < idleTTL && u.quiet() {
+		if idle := now.Sub(u.idleSince); idle < idleTTL && (retryable && idle < freshIdle || u.quiet()) {
 			u.reused = true
 			return u, nil
 		}
 		u.conn.Close()
 	}
-	c, err := net.DialTimeout("tcp", b.Addr, dialTimeout)
+	c, err := b.dial()
 	if err != nil {
 		return nil, err
 	}
@@ -110,11 +165,19 @@ func (b *Backend) connect() (*upstream, error) {
 	return u, nil
 }
 
+// dial connects to the worker. Without TCP keep-alive probes, which Go's dialer turns on by
+// default, four system calls per connection: on loopback, a worker that dies closes its
+// connections, and tender's pool sees its exit.
+func (b *Backend) dial() (net.Conn, error) {
+	d := net.Dialer{Timeout: dialTimeout, KeepAlive: -1}
+	return d.Dial("tcp", b.Addr)
+}
+
 // answers reports whether the backend's port accepts a connection: a worker that closed a
 // connection without an answer and still answers is alive; one that died, or is stopping, has
 // closed its port.
 func (b *Backend) answers() bool {
-	c, err := net.DialTimeout("tcp", b.Addr, dialTimeout)
+	c, err := b.dial()
 	if err != nil {
 		return false
 	}

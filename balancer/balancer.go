@@ -25,6 +25,7 @@ type Config struct {
 	BodyMinRate   int64         // bytes a second a request body must keep to on average; 0 = none
 	Underscores   bool          // pass on request headers with '_' in their names (some: see underscored)
 	WorkerTimeout time.Duration // a silent worker, or one that leaves the request unread (http); 0 = none
+	AccessLog     hclog.Logger  // a line per request (http) or connection (tcp); nil = none
 }
 
 // Balancer accepts on the front socket and routes each session to the least busy worker.
@@ -39,6 +40,7 @@ type Balancer struct {
 	conns   map[*httpConn]struct{} // HTTP clients, to wake the idle ones at Close
 
 	warnAccept, warnShort, warnSilent rareWarn
+	timings                           timings
 	// slots bounds the client connections held at once when descriptors are few; nil for no
 	// bound. stopped is closed by Close, to end a wait for a slot.
 	slots   clientSlots
@@ -137,6 +139,7 @@ func (b *Balancer) Close() {
 // sides are done. free gives the session's client slot back, once both sides are closed: here
 // when the session never got a worker, through release otherwise.
 func (b *Balancer) serveTCP(client net.Conn, free func()) {
+	start := time.Now()
 	served := false // release frees the slot
 	defer func() {
 		client.Close()
@@ -147,17 +150,22 @@ func (b *Balancer) serveTCP(client net.Conn, free func()) {
 	var tried []*Backend
 	short := shortage{b: b}
 	for {
+		asked := time.Now()
 		be, err := b.router.Acquire(tried)
+		b.timings.queueWait.observe(time.Since(asked))
 		if err != nil {
 			b.log.Debug("refusing a connection", "why", err)
+			b.logConnection(client, nil, 0, 0, time.Since(start), err)
 			return
 		}
-		up, err := net.DialTimeout("tcp", be.Addr, dialTimeout)
+		routedAt := b.router.Now()
+		up, err := be.dial()
 		if err != nil {
-			b.router.Release(be, false)
+			b.router.Release(be, false, false)
 			if isShort(err) {
 				if !short.Wait(err) {
 					b.log.Debug("refusing a connection", "why", err)
+					b.logConnection(client, nil, 0, 0, time.Since(start), err)
 					return
 				}
 				continue
@@ -167,15 +175,19 @@ func (b *Balancer) serveTCP(client net.Conn, free func()) {
 			continue
 		}
 		served = true
-		release := func() {
-			b.router.Release(be, true)
+		answers := &answerWatch{router: b.router, be: be, routedAt: routedAt}
+		release := func(toWorker, toClient int64) {
+			b.router.Release(be, true, answers.answered)
+			d := time.Since(start)
+			b.timings.sessions.observe(d)
+			b.logConnection(client, be, toWorker, toClient, d, nil)
 			free()
 		}
-		if err := serveLoop(client, up, b.cfg.ClientTimeout, release); err != nil {
+		if err := serveLoop(client, up, b.cfg.ClientTimeout, release, answers); err != nil {
 			b.log.Debug("no event loop; copying with goroutines", "error", err)
-			pipe(client, up, b.cfg.ClientTimeout)
+			toWorker, toClient := pipe(client, up, b.cfg.ClientTimeout)
 			up.Close()
-			release()
+			release(toWorker, toClient)
 		}
 		return
 	}
@@ -193,28 +205,31 @@ type halfCloser interface {
 // upgraded HTTP connection, or a tcp session when no event loop can be had). A side
 // that has finished sending is half-closed on the other connection. A client that half-closes
 // still gets the whole answer; once the worker has finished, the client has linger to finish
-// too, so that a client that never closes does not hold the session forever.
-func pipe(client, worker net.Conn, linger time.Duration) {
+// too, so that a client that never closes does not hold the session forever. It returns the
+// bytes copied each way.
+func pipe(client, worker net.Conn, linger time.Duration) (toWorker, toClient int64) {
 	done := make(chan struct{})
 	go func() {
-		copyHalf(worker, client)
+		toWorker = copyHalf(worker, client)
 		close(done)
 	}()
-	copyHalf(client, worker)
+	toClient = copyHalf(client, worker)
 	_ = client.SetReadDeadline(time.Now().Add(linger))
 	<-done
+	return toWorker, toClient
 }
 
 // copyHalf copies src to dst and half-closes dst. It reads and writes through a buffer of its
 // own: io.Copy between two TCP connections splices through pipes from a pool of the Go
 // runtime's, two more descriptors each way, which stay open long after the copy (until a
 // garbage collection), and which tender's count of descriptors does not foresee.
-func copyHalf(dst, src net.Conn) {
+func copyHalf(dst, src net.Conn) int64 {
 	buf := make([]byte, copyBuf)
-	_, _ = io.CopyBuffer(struct{ io.Writer }{dst}, struct{ io.Reader }{src}, buf)
+	n, _ := io.CopyBuffer(struct{ io.Writer }{dst}, struct{ io.Reader }{src}, buf)
 	if hc, ok := dst.(halfCloser); ok {
 		_ = hc.CloseWrite()
 	} else {
 		dst.Close()
 	}
+	return n
 }

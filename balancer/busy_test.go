@@ -52,6 +52,7 @@ func routable(n int) []*Backend {
 func TestRouterSpreadsLongSessions(t *testing.T) {
 	for _, conc := range []int{0, 50} {
 		r := NewRouter(conc, 100, time.Second)
+		r.now = func() int64 { return 0 } // no worker stalls here: TestSeedSpreadWhileStalling
 		bs := routable(4)
 		for _, b := range bs {
 			r.Add(b)
@@ -68,7 +69,7 @@ func TestRouterSpreadsLongSessions(t *testing.T) {
 		}
 		// Sessions end unevenly; new ones fill the least busy first.
 		for i := 0; i < 10; i++ {
-			r.Release(bs[2], true)
+			r.Release(bs[2], true, false)
 		}
 		for i := 0; i < 10; i++ {
 			if b, _ := r.Acquire(nil); b != bs[2] {
@@ -88,7 +89,7 @@ func TestRouterTakesTurnsAmongEquals(t *testing.T) {
 	for i := 0; i < 30; i++ {
 		b, _ := r.Acquire(nil)
 		seen[b.ID]++
-		r.Release(b, true)
+		r.Release(b, true, false)
 	}
 	if seen[0] != 10 || seen[1] != 10 || seen[2] != 10 {
 		t.Errorf("short sessions went %v, want 10 each", seen)
@@ -145,7 +146,7 @@ func TestRouterQueue(t *testing.T) {
 		t.Errorf("a session past the full queue: %v after %v, want ErrQueueFull at once", err, time.Since(start))
 	}
 	for want := 0; want < 4; want++ {
-		r.Release(bs[want], true)
+		r.Release(bs[want], true, false)
 		if i := <-got; i != want {
 			t.Errorf("queued session %d went before %d: the queue is not FIFO", i, want)
 		}
@@ -223,11 +224,11 @@ func TestRouterQueueIsNotHeldUpByExclusions(t *testing.T) {
 	third := make(chan *Backend, 1)
 	go func() { b, _ := r.Acquire(nil); third <- b }()
 	waitQueue(t, r, 2)
-	r.Release(bs[1], true)
+	r.Release(bs[1], true, false)
 	if b := <-retried; b != bs[1] {
 		t.Errorf("the retry got %v, want worker 1, freed first", b)
 	}
-	r.Release(bs[0], true)
+	r.Release(bs[0], true, false)
 	if b := <-third; b != bs[0] {
 		t.Errorf("the third session got %v, want worker 0", b)
 	}

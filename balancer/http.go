@@ -2,6 +2,7 @@ package balancer
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"net"
 	"os"
@@ -21,11 +22,23 @@ type httpConn struct {
 	ip   string
 	idle atomic.Bool // waiting for the next request: Close may let it go
 
-	cw        clientWriter
-	body      bodyClock
+	cw   clientWriter
+	body bodyClock
+	// idleRead moves the client's read deadline on while it is idle between requests; its
+	// zero value says another read deadline was set since, and the idle one must be set again.
+	idleRead  slidingDeadline
 	req, resp head
 	reqOut    []byte // the request as it goes to the worker, kept whole for a retry
 	out       []byte // a response head going to the client
+
+	// The request being served, as the metrics and the access log see it.
+	start      time.Time     // its first byte came: before the queue, as X-Request-Start says
+	asked      bool          // it asked the router for a worker
+	waited     time.Duration // for a worker, in the queue or for a retry
+	worker     *Backend      // the last worker it went to
+	answered   bool          // that worker answered
+	status     int           // of the response the client got; 0 before one
+	sentBefore int64         // cw.written at its start
 }
 
 // Buffer sizes: a header line longer than readBuf is refused (431), as nginx does at 8 KiB.
@@ -67,14 +80,39 @@ func (hc *httpConn) serveOne() bool {
 	if hc.b.closing.Load() {
 		return false
 	}
-	_ = hc.c.SetReadDeadline(time.Now().Add(hc.b.cfg.ClientTimeout))
+	if t, due := hc.idleRead.next(hc.b.cfg.ClientTimeout); due {
+		_ = hc.c.SetReadDeadline(t)
+	}
 	if _, err := hc.br.Peek(1); err != nil {
 		return false // closed, idle too long, or let go by Close
 	}
 	hc.idle.Store(false)
+	hc.start = time.Now()
+	hc.asked, hc.waited, hc.worker, hc.status = false, 0, nil, 0
+	hc.sentBefore = hc.cw.written
+	goOn := hc.readAndForward()
+	d := time.Since(hc.start)
+	if hc.status != 0 {
+		hc.b.timings.sessions.observe(d)
+	}
+	if hc.asked {
+		hc.b.timings.queueWait.observe(hc.waited)
+	}
+	hc.logRequest(d)
+	return goOn
+}
+
+// readAndForward reads the request whose first byte has come and passes it on, or answers it
+// when it is not one to pass on. It reports whether the connection goes on.
+func (hc *httpConn) readAndForward() bool {
 	// From its first byte, the head has HEADER_TIMEOUT to arrive: a slowloris client never
-	// gets as far as a worker.
-	_ = hc.c.SetReadDeadline(time.Now().Add(hc.b.cfg.HeaderTimeout))
+	// gets as far as a worker. A head that came whole, as most do, is read without waiting,
+	// and without the cost of two more deadlines: the idle one stays, and no read of the
+	// client's comes until the next request but the body's, which sets its own.
+	if !headIn(hc.br) {
+		_ = hc.c.SetReadDeadline(hc.start.Add(hc.b.cfg.HeaderTimeout))
+		hc.idleRead = slidingDeadline{}
+	}
 	if err := hc.req.readHead(hc.br); err != nil {
 		var he *httpError
 		switch {
@@ -92,8 +130,17 @@ func (hc *httpConn) serveOne() bool {
 		}
 		return false
 	}
-	_ = hc.c.SetReadDeadline(time.Time{})
 	return hc.forward()
+}
+
+// headIn reports whether br holds a whole request head: after the empty lines a client may
+// send before it, the empty line that ends it.
+func headIn(br *bufio.Reader) bool {
+	b, _ := br.Peek(br.Buffered())
+	for len(b) > 0 && (b[0] == '\r' || b[0] == '\n') {
+		b = b[1:]
+	}
+	return bytes.Contains(b, []byte("\n\r\n")) || bytes.Contains(b, []byte("\n\n"))
 }
 
 // outcome is how an exchange with a worker ended.
@@ -109,7 +156,7 @@ const (
 // whether the client connection goes on.
 func (hc *httpConn) forward() bool {
 	req := &hc.req
-	hc.reqOut = req.appendRequest(hc.reqOut[:0], hc.ip, hc.b.cfg.Underscores)
+	hc.reqOut = req.appendRequest(hc.reqOut[:0], hc.ip, hc.b.cfg.Underscores, hc.start)
 	// A small body that is already here goes out with the head in one write, and the request
 	// stays whole in reqOut for a retry. A larger one is streamed, and never retried.
 	stream := req.chunked || req.contentLength > 0
@@ -120,6 +167,7 @@ func (hc *httpConn) forward() bool {
 		stream = false
 	}
 	idempotent := isIdempotent(req.method)
+	target := targetKey(req.method, req.path)
 
 	var tried []*Backend
 	var retryBy time.Time // set at the first failed try
@@ -129,20 +177,31 @@ func (hc *httpConn) forward() bool {
 			hc.fail(&httpError{502, "Bad Gateway: no worker answered within " + hc.b.cfg.QueueTimeout.String()})
 			return false
 		}
+		asked := time.Now()
 		be, err := hc.acquire(tried, retryBy)
+		hc.asked, hc.waited = true, hc.waited+time.Since(asked)
 		if err != nil {
 			hc.fail(&httpError{503, "Service Unavailable: " + err.Error()})
 			return false
 		}
-		up, err := be.connect()
+		hc.worker, hc.answered = be, false
+		routedAt := hc.b.router.Now()
+		slow := hc.b.router.Given(be, target, routedAt)
+		up, err := be.connect(idempotent && !stream)
 		if err == nil {
-			res, closeClient := hc.exchange(be, up, stream, idempotent)
+			res, closeClient := hc.exchange(be, up, routedAt, target, stream, idempotent)
 			if res != retry {
-				hc.b.router.Release(be, true)
+				if slow && !hc.answered {
+					hc.b.router.Unanswered(be, routedAt)
+				}
+				hc.b.router.Release(be, true, hc.answered)
 				return res == served && !closeClient && !hc.b.closing.Load()
 			}
 		}
-		hc.b.router.Release(be, false)
+		if slow && !hc.answered {
+			hc.b.router.Unanswered(be, routedAt)
+		}
+		hc.b.router.Release(be, false, hc.answered)
 		if err != nil && isShort(err) { // tender's shortage, no failed attempt of the worker's
 			if !short.Wait(err) {
 				hc.fail(&httpError{503, "Service Unavailable: tender cannot connect to a worker: " + errnoText(err)})
@@ -192,13 +251,14 @@ func isIdempotent(method []byte) bool {
 }
 
 // exchange sends the request (reqOut, then the body when stream) on up and passes the
-// response back. It returns the outcome and whether the client connection must close.
+// response back. It returns the outcome and whether the client connection must close. The
+// first response head, an interim one maybe, tells the router that be answers.
 //
 // A request goes again (retry) only when the worker cannot have acted on it: the write failed
 // (the worker had closed the connection), or it is idempotent, was whole in tender's hands and
 // got no answer at all. A POST the worker may have read is never sent twice, and an answer that
 // is malformed is a 502, not a reason to ask again.
-func (hc *httpConn) exchange(be *Backend, up *upstream, stream, idempotent bool) (outcome, bool) {
+func (hc *httpConn) exchange(be *Backend, up *upstream, routedAt int64, target uint32, stream, idempotent bool) (outcome, bool) {
 	req := &hc.req
 	up.io.timeout = hc.b.cfg.WorkerTimeout
 	if _, err := up.io.Write(hc.reqOut); err != nil {
@@ -232,6 +292,10 @@ func (hc *httpConn) exchange(be *Backend, up *upstream, stream, idempotent bool)
 
 	for answered := false; ; answered = true {
 		err := hc.resp.readHead(up.br)
+		if err == nil && !answered {
+			hc.b.router.AnsweredTarget(be, target, routedAt)
+			hc.answered = true
+		}
 		if err == nil {
 			err = hc.resp.parseResponse()
 		}
@@ -301,6 +365,7 @@ func (hc *httpConn) exchange(be *Backend, up *upstream, stream, idempotent bool)
 		}
 		hc.out = hc.resp.appendResponse(hc.out[:0], false, false)
 		up.io.disarm()
+		hc.status = 101
 		if _, err := hc.bw.Write(hc.out); err == nil && hc.bw.Flush() == nil {
 			hc.tunnel(up)
 		}
@@ -313,6 +378,7 @@ func (hc *httpConn) exchange(be *Backend, up *upstream, stream, idempotent bool)
 	closeClient := req.wantsClose() || untilClose || bodyPending || bodyFailed || hc.b.closing.Load()
 
 	hc.out = hc.resp.appendResponse(hc.out[:0], closeClient, req.minor == 0 && !closeClient)
+	hc.status = hc.resp.status
 	_, werr := hc.bw.Write(hc.out)
 	var rerr error
 	if werr == nil && hasBody {
@@ -398,7 +464,7 @@ func (hc *httpConn) waitBody(done chan error) error {
 func (hc *httpConn) copyRequestBody(up *upstream) error {
 	hc.body.start()
 	hc.in.clock = &hc.body
-	defer func() { hc.in.clock = nil }()
+	defer func() { hc.in.clock, hc.idleRead = nil, slidingDeadline{} }()
 	byRate := false // the deadline set is the rate's, shorter than the client timeout
 	before := func() error {
 		left := hc.body.left()
@@ -441,9 +507,13 @@ func (hc *httpConn) tunnel(up *upstream) {
 		_, _ = up.br.Discard(n)
 	}
 	done := make(chan struct{})
-	if err := serveLoop(hc.c, up.conn, hc.b.cfg.ClientTimeout, func() { close(done) }); err != nil {
+	if err := serveLoop(hc.c, up.conn, hc.b.cfg.ClientTimeout, func(_, toClient int64) {
+		hc.cw.written += toClient
+		close(done)
+	}, nil); err != nil {
 		hc.b.log.Debug("no event loop for a tunnel; copying with goroutines", "error", err)
-		pipe(hc.c, up.conn, hc.b.cfg.ClientTimeout)
+		_, toClient := pipe(hc.c, up.conn, hc.b.cfg.ClientTimeout)
+		hc.cw.written += toClient
 		return
 	}
 	<-done
@@ -456,7 +526,8 @@ type clientWriter struct {
 	c        net.Conn
 	timeout  time.Duration
 	deadline slidingDeadline
-	fixed    bool // setDeadline holds
+	fixed    bool  // setDeadline holds
+	written  int64 // bytes sent to the client on this connection
 }
 
 func (w *clientWriter) Write(p []byte) (int, error) {
@@ -465,7 +536,9 @@ func (w *clientWriter) Write(p []byte) (int, error) {
 			_ = w.c.SetWriteDeadline(t)
 		}
 	}
-	return w.c.Write(p)
+	n, err := w.c.Write(p)
+	w.written += int64(n)
+	return n, err
 }
 
 // setDeadline fixes the write deadline (zero: none) for the rest of the connection.
@@ -476,6 +549,7 @@ func (w *clientWriter) setDeadline(t time.Time) {
 
 // fail answers the client with an error of tender's own and closes the connection.
 func (hc *httpConn) fail(e *httpError) {
+	hc.status = e.code
 	body := "tender: " + e.msg + "\n"
 	out := append(hc.out[:0], "HTTP/1.1 "...)
 	out = strconv.AppendInt(out, int64(e.code), 10)

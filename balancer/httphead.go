@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net"
 	"strconv"
+	"time"
 )
 
 // Bounds of a head, past which a request is refused (431) and a response is malformed (502).
@@ -77,6 +78,7 @@ type head struct {
 	expect100     bool
 	host          bool
 	hasXFP        bool
+	requestStart  bool   // an X-Request-Start header is present
 	xff           []byte // the X-Forwarded-For values already present, joined
 	// connNamed holds the other header names listed in Connection, in lower case: hop-by-hop
 	// too. A set, so that each header line of the head is one look-up, however many there are.
@@ -91,6 +93,7 @@ type head struct {
 func (h *head) readHead(br *bufio.Reader) error {
 	h.buf = h.buf[:0]
 	h.lines = h.lines[:0]
+	h.method, h.path, h.authority = nil, nil, nil // until parsed afresh: the access log reads them
 	starts := [64]int{}
 	offsets := starts[:0]
 	received := 0
@@ -242,7 +245,7 @@ func parseVersion(v []byte) (minor int, err error) {
 func (h *head) parseHeaders(request bool) error {
 	h.contentLength = -1
 	h.chunked, h.transfer, h.connClose, h.connKeepAlive, h.connUpgrade = false, false, false, false, false
-	h.upgrade, h.expect100, h.host, h.hasXFP = false, false, false, false
+	h.upgrade, h.expect100, h.host, h.hasXFP, h.requestStart = false, false, false, false, false
 	h.xff = h.xff[:0]
 	clear(h.connNamed)
 	options := 0
@@ -312,6 +315,8 @@ func (h *head) parseHeaders(request bool) error {
 			h.xff = append(h.xff, value...)
 		case equalFold(name, "X-Forwarded-Proto"):
 			h.hasXFP = true
+		case equalFold(name, "X-Request-Start"):
+			h.requestStart = true
 		}
 	}
 	h.faultyFraming = false
@@ -358,9 +363,14 @@ func (h *head) hopByHop(name []byte, upgrade bool) bool {
 // appendRequest writes the request head as it goes to the worker: the target in origin form
 // (the host of an absolute form as the Host header), in HTTP/1.0 or 1.1 (the version tender
 // speaks: RFC 9110 6.2), hop-by-hop headers dropped, names with '_' dropped (unless
-// keepUnderscores, and then only some), X-Forwarded-For and -Proto added, and a Connection
-// header of tender's own.
-func (h *head) appendRequest(out []byte, clientIP string, keepUnderscores bool) []byte {
+// keepUnderscores, and then only some), X-Forwarded-For and -Proto added, X-Request-Start
+// added unless a proxy before tender set it, and a Connection header of tender's own.
+//
+// X-Request-Start: t=<microseconds since the epoch> is when the request's first byte came, as
+// nginx and Heroku's router send it: APMs (New Relic, Datadog, Scout) take the time from it to
+// the app's own start as the request's queue time, which then includes tender's queue. One set
+// by a proxy before tender is kept: it came earlier, and holds that proxy's queue too.
+func (h *head) appendRequest(out []byte, clientIP string, keepUnderscores bool, firstByte time.Time) []byte {
 	upgrade := h.isUpgrade()
 	out = append(out, h.method...)
 	out = append(out, ' ')
@@ -397,6 +407,11 @@ func (h *head) appendRequest(out []byte, clientIP string, keepUnderscores bool) 
 	}
 	if !h.hasXFP {
 		out = append(out, "X-Forwarded-Proto: http\r\n"...)
+	}
+	if !h.requestStart {
+		out = append(out, "X-Request-Start: t="...)
+		out = strconv.AppendInt(out, firstByte.UnixMicro(), 10)
+		out = append(out, "\r\n"...)
 	}
 	switch {
 	case upgrade:

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 func parseReq(raw string) (*head, error) {
@@ -155,15 +156,15 @@ func TestRequestRewrite(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := string(h.appendRequest(nil, "127.0.0.1", false))
-	want := "GET /p?q HTTP/1.1\r\nHost: a\r\nAccept: */*\r\nX-Forwarded-For: 10.0.0.1, 10.0.0.2, 127.0.0.1\r\nX-Forwarded-Proto: http\r\n\r\n"
+	got := string(h.appendRequest(nil, "127.0.0.1", false, firstByte))
+	want := "GET /p?q HTTP/1.1\r\nHost: a\r\nAccept: */*\r\nX-Forwarded-For: 10.0.0.1, 10.0.0.2, 127.0.0.1\r\nX-Forwarded-Proto: http\r\n" + xrs + "\r\n"
 	if got != want {
 		t.Errorf("rewritten request:\n%q\nwant\n%q", got, want)
 	}
 
 	h, _ = parseReq("GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nX-Forwarded-Proto: https\r\n\r\n")
-	got = string(h.appendRequest(nil, "", false))
-	want = "GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nX-Forwarded-Proto: https\r\nConnection: Upgrade\r\n\r\n"
+	got = string(h.appendRequest(nil, "", false, firstByte))
+	want = "GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nX-Forwarded-Proto: https\r\n" + xrs + "Connection: Upgrade\r\n\r\n"
 	if got != want {
 		t.Errorf("rewritten upgrade:\n%q\nwant\n%q", got, want)
 	}
@@ -171,14 +172,14 @@ func TestRequestRewrite(t *testing.T) {
 	// A Connection header that names a framing header does not make tender drop it: the worker
 	// would read the body as the next request (request smuggling).
 	for raw, want := range map[string]string{
-		"POST / HTTP/1.1\r\nHost: a\r\nConnection: Content-Length, Host\r\nContent-Length: 3\r\n\r\n":                       "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nX-Forwarded-Proto: http\r\n\r\n",
-		"POST / HTTP/1.1\r\nHost: a\r\nConnection: transfer-encoding\r\nTransfer-Encoding: chunked\r\nTE: trailers\r\n\r\n": "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nX-Forwarded-Proto: http\r\n\r\n",
+		"POST / HTTP/1.1\r\nHost: a\r\nConnection: Content-Length, Host\r\nContent-Length: 3\r\n\r\n":                       "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nX-Forwarded-Proto: http\r\n" + xrs + "\r\n",
+		"POST / HTTP/1.1\r\nHost: a\r\nConnection: transfer-encoding\r\nTransfer-Encoding: chunked\r\nTE: trailers\r\n\r\n": "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nX-Forwarded-Proto: http\r\n" + xrs + "\r\n",
 	} {
 		h, err := parseReq(raw)
 		if err != nil {
 			t.Fatalf("%q: %v", raw, err)
 		}
-		if got := string(h.appendRequest(nil, "", false)); got != want {
+		if got := string(h.appendRequest(nil, "", false, firstByte)); got != want {
 			t.Errorf("rewritten request:\n%q\nwant\n%q", got, want)
 		}
 	}
@@ -188,14 +189,14 @@ func TestRequestRewrite(t *testing.T) {
 	raw := "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer_Encoding: chunked\r\ncontent_length: 5\r\n" +
 		"X_Forwarded_For: 10.9.9.9\r\nX-Forwarded_Proto: https\r\nConnection_: x\r\nX_Custom: 1\r\n\r\n"
 	for keep, want := range map[bool]string{
-		false: "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nX-Forwarded-For: 127.0.0.1\r\nX-Forwarded-Proto: http\r\n\r\n",
-		true:  "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nConnection_: x\r\nX_Custom: 1\r\nX-Forwarded-For: 127.0.0.1\r\nX-Forwarded-Proto: http\r\n\r\n",
+		false: "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nX-Forwarded-For: 127.0.0.1\r\nX-Forwarded-Proto: http\r\n" + xrs + "\r\n",
+		true:  "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nConnection_: x\r\nX_Custom: 1\r\nX-Forwarded-For: 127.0.0.1\r\nX-Forwarded-Proto: http\r\n" + xrs + "\r\n",
 	} {
 		h, err := parseReq(raw)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := string(h.appendRequest(nil, "127.0.0.1", keep)); got != want {
+		if got := string(h.appendRequest(nil, "127.0.0.1", keep, firstByte)); got != want {
 			t.Errorf("underscores kept %v:\n%q\nwant\n%q", keep, got, want)
 		}
 	}
@@ -212,16 +213,27 @@ func TestRequestRewrite(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%q: %v", raw, err)
 		}
-		if got := string(h.appendRequest(nil, "", false)); !strings.HasPrefix(got, want) || strings.Count(got, "Host:") != 1 {
+		if got := string(h.appendRequest(nil, "", false, firstByte)); !strings.HasPrefix(got, want) || strings.Count(got, "Host:") != 1 {
 			t.Errorf("%q went out as\n%q\nwant it to start\n%q", raw, got, want)
 		}
 	}
 
 	h, _ = parseReq("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
-	if got := string(h.appendRequest(nil, "::1", false)); !strings.HasSuffix(got, "X-Forwarded-For: ::1\r\nX-Forwarded-Proto: http\r\nConnection: keep-alive\r\n\r\n") {
+	if got := string(h.appendRequest(nil, "::1", false, firstByte)); !strings.HasSuffix(got, "X-Forwarded-For: ::1\r\nX-Forwarded-Proto: http\r\n"+xrs+"Connection: keep-alive\r\n\r\n") {
 		t.Errorf("HTTP/1.0 keep-alive request: %q", got)
 	}
+
+	// A proxy before tender set X-Request-Start: its time is earlier, and holds its own queue.
+	h, _ = parseReq("GET / HTTP/1.1\r\nHost: a\r\nx-request-start: t=1600000000000000\r\n\r\n")
+	if got := string(h.appendRequest(nil, "", false, firstByte)); got != "GET / HTTP/1.1\r\nHost: a\r\nx-request-start: t=1600000000000000\r\nX-Forwarded-Proto: http\r\n\r\n" {
+		t.Errorf("a request with its own X-Request-Start went out as %q", got)
+	}
 }
+
+// firstByte is when the requests of these tests came, and xrs the header that says so.
+var firstByte = time.UnixMicro(1700000000123456)
+
+const xrs = "X-Request-Start: t=1700000000123456\r\n"
 
 func TestResponseParseAndRewrite(t *testing.T) {
 	var h head
@@ -352,9 +364,9 @@ func FuzzParseRequest(f *testing.F) {
 		if err != nil {
 			return
 		}
-		out := h.appendRequest(nil, "127.0.0.1", false)
+		out := h.appendRequest(nil, "127.0.0.1", false, firstByte)
 		h2, err := parseReq(string(out))
-		if errors.Is(err, errTooManyFields) && len(h.lines) > maxFields-3 {
+		if errors.Is(err, errTooManyFields) && len(h.lines) > maxFields-5 { // Host, X-Forwarded-*, X-Request-Start, Connection
 			return // the forwarded headers tender adds took it past the bound: a worker may say 431 too
 		}
 		if err != nil {

@@ -62,8 +62,10 @@ type loop struct {
 
 // tcpSession is a client connection and a worker connection copied both ways.
 type tcpSession struct {
-	ends    [2]end // 0: the client, 1: the worker
-	release func() // ends the session in the router
+	ends [2]end // 0: the client, 1: the worker
+	// release ends the session in the router, with the bytes copied each way.
+	release func(toWorker, toClient int64)
+	answers *answerWatch // nil for a tunnel
 	linger  time.Duration
 	// lingering closes the session linger after the worker finished; stopped when it closes
 	// first, or it would keep the session, and its memory, that long.
@@ -78,6 +80,7 @@ type end struct {
 	peer    *end
 	eof     bool   // read gave end-of-file, and the peer's writing half was shut
 	pending []byte // what could not be written to the peer yet; reading waits for it
+	copied  int64  // bytes read from this end and written to the peer
 }
 
 func newLoop() (*loop, error) {
@@ -108,10 +111,11 @@ func (l *loop) post(fn func()) {
 }
 
 // serveLoop hands a connected client and worker to an event loop, which calls release once
-// both directions are over. The loop takes copies of their fds, and client and worker are
+// both directions are over, with the bytes it copied each way, and tells answers (unless nil)
+// when the worker sends bytes. The loop takes copies of their fds, and client and worker are
 // closed here; on an error (no descriptor left for a copy, say) they are left open, for the
 // caller to copy the bytes another way.
-func serveLoop(client, worker net.Conn, linger time.Duration, release func()) error {
+func serveLoop(client, worker net.Conn, linger time.Duration, release func(toWorker, toClient int64), answers *answerWatch) error {
 	l, err := pickLoop()
 	if err != nil {
 		return err
@@ -127,7 +131,7 @@ func serveLoop(client, worker net.Conn, linger time.Duration, release func()) er
 	}
 	client.Close()
 	worker.Close()
-	s := &tcpSession{release: release, linger: linger}
+	s := &tcpSession{release: release, answers: answers, linger: linger}
 	s.ends[0] = end{s: s, fd: cfd}
 	s.ends[1] = end{s: s, fd: wfd}
 	s.ends[0].peer, s.ends[1].peer = &s.ends[1], &s.ends[0]
@@ -135,8 +139,30 @@ func serveLoop(client, worker net.Conn, linger time.Duration, release func()) er
 	return nil
 }
 
-// takeFd duplicates a connection's fd, non-blocking and close-on-exec, for the loop to own
-// outside the Go runtime's poller.
+// answerWatch tells the router that a tcp session's worker answers: its first bytes are the
+// answer, timed from routedAt (monotime), and later ones show the worker is alive. Only the
+// loop touches it, and the session's release reads it after.
+type answerWatch struct {
+	router   *Router
+	be       *Backend
+	routedAt int64
+	answered bool
+}
+
+func (a *answerWatch) heard() {
+	if !a.answered {
+		a.answered = true
+		a.router.Answered(a.be, a.routedAt)
+		return
+	}
+	now := a.router.Now()
+	a.be.lastAnswer.Store(now)
+	a.router.heard.Store(now)
+}
+
+// takeFd duplicates a connection's fd, close-on-exec, for the loop to own outside the Go
+// runtime's poller. The copy shares the original's open file, and so the O_NONBLOCK that the
+// Go runtime set on every socket it made: two system calls fewer per descriptor.
 func takeFd(c net.Conn) (int, error) {
 	sc, ok := c.(syscall.Conn)
 	if !ok {
@@ -153,10 +179,6 @@ func takeFd(c net.Conn) (int, error) {
 	}
 	if dupErr != nil {
 		return -1, dupErr
-	}
-	if err := unix.SetNonblock(fd, true); err != nil {
-		unix.Close(fd)
-		return -1, err
 	}
 	return fd, nil
 }
@@ -236,7 +258,11 @@ func (l *loop) pump(e *end, drain bool) {
 		n, err := rawRead(e.fd, l.buf)
 		switch {
 		case n > 0:
+			if e.s.answers != nil && e == &e.s.ends[1] {
+				e.s.answers.heard()
+			}
 			w, werr := writeSome(e.peer.fd, l.buf[:n])
+			e.copied += int64(w)
 			if w < n {
 				if werr != nil && !errors.Is(werr, unix.EAGAIN) {
 					l.close(e.s)
@@ -268,6 +294,7 @@ func (l *loop) flush(e *end) {
 		return
 	}
 	w, err := writeSome(e.peer.fd, e.pending)
+	e.copied += int64(w)
 	if w < len(e.pending) {
 		if err != nil && !errors.Is(err, unix.EAGAIN) {
 			l.close(e.s)
@@ -330,7 +357,7 @@ func (l *loop) close(s *tcpSession) {
 		}
 		unix.Close(e.fd)
 	}
-	s.release()
+	s.release(s.ends[0].copied, s.ends[1].copied)
 }
 
 // The loop's fds are non-blocking, so its reads, writes and polls with a zero timeout never

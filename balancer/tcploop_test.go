@@ -17,11 +17,11 @@ import (
 func through(t *testing.T, server func(net.Conn), linger time.Duration) (net.Conn, *atomic.Int32) {
 	t.Helper()
 	released := &atomic.Int32{}
-	return throughWith(t, server, linger, func() { released.Add(1) }), released
+	return throughWith(t, server, linger, func(_, _ int64) { released.Add(1) }), released
 }
 
 // throughWith is through with the session's release function of the caller's.
-func throughWith(t *testing.T, server func(net.Conn), linger time.Duration, release func()) net.Conn {
+func throughWith(t *testing.T, server func(net.Conn), linger time.Duration, release func(toWorker, toClient int64)) net.Conn {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -39,7 +39,7 @@ func throughWith(t *testing.T, server func(net.Conn), linger time.Duration, rele
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := serveLoop(b, worker, linger, release); err != nil {
+	if err := serveLoop(b, worker, linger, release, nil); err != nil {
 		t.Fatal(err)
 	}
 	return a
@@ -72,19 +72,29 @@ func waitReleased(t *testing.T, r *atomic.Int32) {
 
 // An echo through the loop, with a half-close: the client says it is done sending and still
 // gets the whole answer.
+// The release counts the bytes each way, for the access log.
 func TestLoopEchoAndHalfClose(t *testing.T) {
-	c, released := through(t, func(w net.Conn) { io.Copy(w, w); w.(*net.TCPConn).CloseWrite() }, time.Minute)
+	counts := make(chan [2]int64, 1)
+	c := throughWith(t, func(w net.Conn) { io.Copy(w, w); w.Write([]byte("bye")); w.(*net.TCPConn).CloseWrite() }, time.Minute,
+		func(toWorker, toClient int64) { counts <- [2]int64{toWorker, toClient} })
 	msg := bytes.Repeat([]byte("hello "), 1000)
 	if _, err := c.Write(msg); err != nil {
 		t.Fatal(err)
 	}
 	c.(*net.TCPConn).CloseWrite()
 	got, err := io.ReadAll(c)
-	if err != nil || !bytes.Equal(got, msg) {
+	if err != nil || !bytes.Equal(got, append(msg, "bye"...)) {
 		t.Fatalf("echo: %d bytes, %v", len(got), err)
 	}
 	c.Close()
-	waitReleased(t, released)
+	select {
+	case n := <-counts:
+		if n != [2]int64{int64(len(msg)), int64(len(msg)) + 3} {
+			t.Errorf("released with %d bytes to the worker and %d to the client, want %d and %d", n[0], n[1], len(msg), len(msg)+3)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the session was not released")
+	}
 }
 
 // 32 MB to a worker that reads slowly: the loop holds back (its buffers stay small) and loses
@@ -151,7 +161,7 @@ func TestLoopLeavesWhatItCannotTake(t *testing.T) {
 	defer a.Close()
 	w, tenderSide := net.Pipe()
 	defer w.Close()
-	if err := serveLoop(b, tenderSide, time.Second, func() {}); err == nil {
+	if err := serveLoop(b, tenderSide, time.Second, func(_, _ int64) {}, nil); err == nil {
 		t.Fatal("serveLoop took a worker that is no socket")
 	}
 	go pipe(b, tenderSide, time.Second)
@@ -182,7 +192,7 @@ func TestLoopLetsGoOfAClosedSession(t *testing.T) {
 		token := new([16]byte) // reachable only through the session's release
 		runtime.SetFinalizer(token, func(*[16]byte) { close(freed) })
 		a = throughWith(t, func(w net.Conn) { w.Write([]byte("bye")); w.Close() }, time.Hour,
-			func() { _ = token; released.Add(1) })
+			func(_, _ int64) { _ = token; released.Add(1) })
 	}()
 	a.SetDeadline(time.Now().Add(5 * time.Second))
 	if got, err := io.ReadAll(a); err != nil || string(got) != "bye" {

@@ -161,6 +161,7 @@ type Config struct {
 	BodyMinRate       int64 // bytes a second
 	Underscores       bool  // pass on request headers with '_' in their names
 	WorkerTimeout     time.Duration
+	AccessLog         bool // a line per request (http) or connection (tcp)
 
 	Control string // "" = the default search path, "off" = none
 	Admin   *Address

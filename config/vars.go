@@ -336,6 +336,16 @@ var vars = varTable{
 			return err
 		}},
 
+	{Name: "ACCESS_LOG", Default: "off", Section: "Balancer",
+		Help: "on: one log line per request (http) or connection (tcp), in the log's format, whatever TENDER_LOG_LEVEL; off",
+		Set: func(c *Config, s string, _ bool) (err error) {
+			c.AccessLog, err = parseBool(s)
+			if err != nil {
+				err = errors.New("want on or off")
+			}
+			return err
+		}},
+
 	// Control.
 	{Name: "CONTROL", Section: "Status and control",
 		Help: "the control socket's path, or off (default: /run/tender, then $XDG_RUNTIME_DIR/tender, then /tmp/tender-UID)",

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"strconv"
 	"strings"
@@ -24,18 +25,25 @@ import (
 // net/http and the crypto/tls it brings would add 3 MB to tender's binary and 0.4 ms to the start
 // of every process tender starts (each runs tender's package initialisation).
 type Admin struct {
-	ln  net.Listener
-	src apps.StatusSource
-	log hclog.Logger
+	ln      net.Listener
+	src     apps.StatusSource
+	timings MetricsWriter // nil without a balancer
+	log     hclog.Logger
 }
 
-// ServeAdmin starts the admin endpoint on addr.
-func ServeAdmin(addr *config.Address, src apps.StatusSource, log hclog.Logger) (*Admin, error) {
+// MetricsWriter writes metrics of its own in the Prometheus text format, HELP and TYPE
+// included: the balancer's histograms.
+type MetricsWriter interface {
+	WritePrometheus(w io.Writer)
+}
+
+// ServeAdmin starts the admin endpoint on addr. timings may be nil.
+func ServeAdmin(addr *config.Address, src apps.StatusSource, timings MetricsWriter, log hclog.Logger) (*Admin, error) {
 	ln, err := net.Listen(addr.Network, addr.Addr)
 	if err != nil {
 		return nil, fmt.Errorf("TENDER_ADMIN=%s: %w", addr, err)
 	}
-	a := &Admin{ln: ln, src: src, log: log}
+	a := &Admin{ln: ln, src: src, timings: timings, log: log}
 	go a.serve()
 	log.Debug("admin endpoint ready", "address", ln.Addr().String())
 	return a, nil
@@ -78,6 +86,9 @@ func (a *Admin) answer(c net.Conn) {
 		var own, buf bytes.Buffer
 		statusMetrics(a.src.Status()).WritePrometheus(&own)
 		writeWithTypes(&buf, own.Bytes())
+		if a.timings != nil {
+			a.timings.WritePrometheus(&buf)
+		}
 		metrics.WriteProcessMetrics(&buf)
 		reply(c, 200, "text/plain; version=0.0.4", buf.Bytes(), head)
 	default:

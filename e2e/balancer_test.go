@@ -116,6 +116,106 @@ func TestSeedScenarioSpreadsLongSessions(t *testing.T) {
 	}
 }
 
+// rawGet sends one GET on a connection of its own and returns the answer's body, or "" when
+// none came within timeout. The connection is closed when done: a session each, in tcp mode too.
+func rawGet(addr, path string, timeout time.Duration) string {
+	c, err := net.DialTimeout("tcp", addr, timeout)
+	if err != nil {
+		return ""
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(timeout))
+	fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", path)
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		return ""
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+// beginDownload sends a GET on a connection of its own and returns once the answer's head and
+// first line have come; the rest is read in the background, and the connection closed with the
+// test.
+func beginDownload(t *testing.T, addr, path string) {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", path)
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	if _, err := bufio.NewReader(resp.Body).ReadString('\n'); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	go io.Copy(io.Discard, resp.Body)
+}
+
+// A worker whose event loop is blocked (the test app's /block holds every request of its
+// worker) gets no new session while another worker answers, though it holds fewer sessions:
+// the other streams two long answers. Counted by sessions alone, every other new session went
+// to the blocked worker, to wait out the block. Once a second a stalled worker is given one
+// session, in case it was only slow: the requests go in under a second, and at most one per
+// second that passed may go to it.
+func TestBlockedWorkerGetsNoNewSession(t *testing.T) {
+	for _, proto := range []string{"http", "tcp"} {
+		t.Run(proto, func(t *testing.T) {
+			t.Parallel()
+			f := startFront(t, proto, []string{"TENDER_WORKERS=2"})
+			f.waitFor("2 ready", 10*time.Second, nReady(2))
+			blocked := make(chan string, 1)
+			go func() { blocked <- rawGet(f.Addr, "/block?ms=6000", 10*time.Second) }()
+			start := time.Now()
+			st := f.waitFor("the block in flight", 5*time.Second, func(st apps.Status) bool { return st.Workers[0].Sessions+st.Workers[1].Sessions == 1 })
+			stuck, other := st.Workers[0].ID, st.Workers[1].ID
+			if st.Workers[1].Sessions == 1 {
+				stuck, other = other, stuck
+			}
+			// One download at a time, each begun (its head read) before the next: the stalled
+			// worker is silent while others answer, not in a pool that answers nobody.
+			for i := 0; i < 2; i++ {
+				beginDownload(t, f.Addr, "/drip?ms=8000")
+			}
+			f.waitFor("two downloads from the other worker", 5*time.Second, func(st apps.Status) bool {
+				for _, w := range st.Workers {
+					if w.ID == other && w.Sessions == 2 {
+						return true
+					}
+				}
+				return false
+			})
+			answers := make(chan string, 10)
+			for i := 0; i < 10; i++ {
+				go func() { answers <- rawGet(f.Addr, "/", 3*time.Second) }()
+			}
+			sentWithin := time.Since(start)
+			toStuck := 0
+			for i := 0; i < 10; i++ {
+				a := <-answers
+				if id, _, _ := strings.Cut(a, " "); id != strconv.Itoa(other) {
+					toStuck++ // no answer within 3 s: it waits behind the block
+				}
+			}
+			if probes := int(sentWithin / time.Second); toStuck > probes {
+				t.Errorf("%d of 10 requests went to the blocked worker %d (%d probes allowed after %v), want none but probes",
+					toStuck, stuck, probes, sentWithin.Round(time.Millisecond))
+			}
+			if got := <-blocked; !strings.HasPrefix(got, strconv.Itoa(stuck)+" ") {
+				t.Errorf("the blocking request got %q, want the answer of worker %d", got, stuck)
+			}
+			f.Signal(syscall.SIGTERM)
+			f.Wait(15 * time.Second)
+		})
+	}
+}
+
 // Concurrency 1 with 4 workers and 8 concurrent requests: 4 are served, 4 wait in the queue
 // and are served in order as slots free; with the queue full, the next gets 503 at once. The
 // first four hold their workers 5, 5.2, 5.4 and 5.6 s, so that the slots free one at a time
@@ -542,17 +642,32 @@ func metric(t *testing.T, admin, name string) float64 {
 		return m.Counter.GetValue()
 	case m.Untyped != nil:
 		return m.Untyped.GetValue()
+	case m.Histogram != nil: // its count, of the type the balancer serves
+		if l := m.GetLabel(); len(l) != 1 || l[0].GetName() != "type" || l[0].GetValue() != "web" {
+			t.Errorf("%s has labels %v, want type=web", name, l)
+		}
+		return float64(m.Histogram.GetSampleCount())
 	}
 	return 0
 }
 
+// The admin endpoint, with the histograms of the requests that went through and, with
+// TENDER_ACCESS_LOG=on, their lines in the log (at info level, though tender logs only warnings).
 func TestAdminEndpoints(t *testing.T) {
 	t.Parallel()
 	admin := "127.0.0.1:" + freePort(t)
-	f := startFront(t, "http", []string{"TENDER_WORKERS=2", "TENDER_ADMIN=" + admin})
+	f := startFront(t, "http", []string{"TENDER_WORKERS=2", "TENDER_ADMIN=" + admin, "TENDER_ACCESS_LOG=on", "TENDER_LOG_LEVEL=warn"})
 	f.waitFor("2 ready", 10*time.Second, nReady(2))
 	for i := 0; i < 10; i++ {
 		f.get(&http.Client{}, "/")
+	}
+	for _, name := range []string{"tender_request_duration_seconds", "tender_queue_wait_seconds"} {
+		if got := metric(t, admin, name); got != 10 {
+			t.Errorf("%s counts %v requests, want 10", name, got)
+		}
+	}
+	if n := strings.Count(f.Stderr.String(), "tender.access: request: method=GET path=/ status=200 bytes="); n != 10 {
+		t.Errorf("%d access log lines of the 10 requests:\n%s", n, f.Stderr.String())
 	}
 	resp, err := http.Get("http://" + admin + "/healthz")
 	if err != nil || resp.StatusCode != 200 {

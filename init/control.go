@@ -54,12 +54,13 @@ func serveControl(cfg *config.Config, h control.Handler, log hclog.Logger, after
 	}
 }
 
-// serveAdmin starts TENDER_ADMIN, when set, and returns the function that stops it.
-func serveAdmin(cfg *config.Config, src apps.StatusSource, log hclog.Logger) (closeIt func()) {
+// serveAdmin starts TENDER_ADMIN, when set, and returns the function that stops it. timings,
+// the balancer's histograms, may be nil.
+func serveAdmin(cfg *config.Config, src apps.StatusSource, timings control.MetricsWriter, log hclog.Logger) (closeIt func()) {
 	if cfg.Admin == nil {
 		return func() {}
 	}
-	admin, err := control.ServeAdmin(cfg.Admin, src, log)
+	admin, err := control.ServeAdmin(cfg.Admin, src, timings, log)
 	if err != nil {
 		log.Error("running without the admin endpoint", "error", err)
 		return func() {}

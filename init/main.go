@@ -18,6 +18,7 @@ import (
 	"github.com/tenderinit/tender/apps"
 	"github.com/tenderinit/tender/capabilities"
 	"github.com/tenderinit/tender/config"
+	"github.com/tenderinit/tender/control"
 	"github.com/tenderinit/tender/internal/sigrelay/early"
 	"github.com/tenderinit/tender/reaper"
 )
@@ -117,7 +118,7 @@ func run(cfg *config.Config) int {
 			signals.CatchRest()
 		}
 		defer serveControl(cfg, single, log, started)()
-		defer serveAdmin(cfg, single, log)()
+		defer serveAdmin(cfg, single, nil, log)()
 		code = single.Run(signals.C())
 	} else {
 		go signals.CatchRest()
@@ -126,10 +127,15 @@ func run(cfg *config.Config) int {
 			cfg.Workers = n
 			log.Info("TENDER_WORKERS=auto: one worker per CPU", "workers", n, "from", why)
 		}
-		router, err := listenFront(cfg, log)
+		front, err := listenFront(cfg, log)
 		if err != nil {
 			log.Error(err.Error())
 			return 2
+		}
+		var router apps.Router
+		var timings control.MetricsWriter
+		if front != nil {
+			router, timings = front, front
 		}
 		pool, err := newPool(cfg, files.poolTypes(cfg), spawner, env, router, oomKills, log)
 		if err != nil {
@@ -137,7 +143,7 @@ func run(cfg *config.Config) int {
 			return 2
 		}
 		defer serveControl(cfg, pool, log, nil)()
-		defer serveAdmin(cfg, pool, log)()
+		defer serveAdmin(cfg, pool, timings, log)()
 		code = pool.Run(signals.C())
 		grace = min(grace, pool.Left())
 	}
@@ -165,6 +171,21 @@ func newLogger(cfg *config.Config) hclog.Logger {
 	return hclog.New(&hclog.LoggerOptions{
 		Name:       "tender",
 		Level:      level,
+		Output:     apps.Stderr,
+		JSONFormat: cfg.LogFormat == "json",
+	})
+}
+
+// newAccessLogger is the logger of TENDER_ACCESS_LOG, nil when it is off. Its lines go out with
+// tender's own, in their format, at info level whatever TENDER_LOG_LEVEL says: a user who asks
+// for an access log wants it also where tender's own lines are kept to warnings.
+func newAccessLogger(cfg *config.Config) hclog.Logger {
+	if !cfg.AccessLog {
+		return nil
+	}
+	return hclog.New(&hclog.LoggerOptions{
+		Name:       "tender.access",
+		Level:      hclog.Info,
 		Output:     apps.Stderr,
 		JSONFormat: cfg.LogFormat == "json",
 	})

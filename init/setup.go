@@ -72,8 +72,8 @@ func newSingle(cfg *config.Config, spawner *apps.Spawner, env []string, log hclo
 }
 
 // listenFront opens TENDER_LISTEN, the balancer's front socket, before any worker starts, so
-// that an address in use stops tender at once. Without TENDER_LISTEN the pool has no router.
-func listenFront(cfg *config.Config, log hclog.Logger) (apps.Router, error) {
+// that an address in use stops tender at once. Without TENDER_LISTEN there is no balancer.
+func listenFront(cfg *config.Config, log hclog.Logger) (*balancer.Balancer, error) {
 	if cfg.Listen == nil {
 		return nil, nil
 	}
@@ -89,6 +89,7 @@ func listenFront(cfg *config.Config, log hclog.Logger) (apps.Router, error) {
 		BodyMinRate:   cfg.BodyMinRate,
 		Underscores:   cfg.Underscores,
 		WorkerTimeout: cfg.WorkerTimeout,
+		AccessLog:     newAccessLogger(cfg),
 	}, log)
 	if err != nil {
 		return nil, err

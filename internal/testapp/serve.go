@@ -26,6 +26,9 @@ import (
 //	/ws          an upgrade to a line echo (a stand-in for WebSocket)
 //	/print?n=N   N lines of output on stdout, then the answer
 //	/post        the request body, after appending it as a line to the -posts file
+//	/block?ms=N  holds every request of the worker N ms, this one included: an event loop
+//	             that a synchronous call blocks
+//	/drip?ms=N   the answer's head and a line at once, the rest after N ms: a long download
 //
 // With -leak it also grows on its own, as a worker that leaks memory does.
 //
@@ -159,6 +162,24 @@ func cmdServe(args []string) {
 		f.Close()
 		w.Write(body)
 	})
+	var loop sync.RWMutex // every request holds it to read, /block to write
+	mux.HandleFunc("/block", func(w http.ResponseWriter, r *http.Request) {
+		ms, _ := strconv.Atoi(r.URL.Query().Get("ms"))
+		loop.Lock()
+		time.Sleep(time.Duration(ms) * time.Millisecond)
+		loop.Unlock()
+		w.Write(hello)
+	})
+	mux.HandleFunc("/drip", func(w http.ResponseWriter, r *http.Request) {
+		ms, _ := strconv.Atoi(r.URL.Query().Get("ms"))
+		w.Write(hello)
+		w.(http.Flusher).Flush()
+		select {
+		case <-time.After(time.Duration(ms) * time.Millisecond):
+			w.Write(hello)
+		case <-r.Context().Done():
+		}
+	})
 	mux.HandleFunc("/headers", func(w http.ResponseWriter, r *http.Request) {
 		r.Header.Write(w)
 	})
@@ -219,7 +240,13 @@ func cmdServe(args []string) {
 	if *leak > 0 && claim(*leakOnce) {
 		go leakMemory(*leak)
 	}
-	srv := &http.Server{Handler: mux}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/block" {
+			loop.RLock()
+			defer loop.RUnlock()
+		}
+		mux.ServeHTTP(w, r)
+	})}
 	if !*ignoreTerm {
 		stop := make(chan os.Signal, 1)
 		signal.Notify(stop, syscall.SIGTERM)
