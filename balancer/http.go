@@ -147,10 +147,17 @@ func headIn(br *bufio.Reader) bool {
 type outcome int
 
 const (
-	served outcome = iota // the response went to the client
-	retry                 // failed before the worker answered; the request may go again
-	failed                // failed: the client connection cannot go on
+	served     outcome = iota // the response went to the client
+	retry                     // the worker never had the request; it may go again
+	unanswered                // the worker had it whole and closed without a byte of answer
+	failed                    // failed: the client connection cannot go on
 )
+
+// maxUnanswered is how many workers may close on an idempotent request, or die with it, before
+// it is given up (HAProxy's default retries, 3). A worker killed while it served a request is
+// rare enough that a second or a third is no longer chance: the request is what kills them (a
+// query of death), and sending it on would take down each replacement in turn.
+const maxUnanswered = 3
 
 // forward sends the request to the least busy worker and its response back. It reports
 // whether the client connection goes on.
@@ -171,6 +178,7 @@ func (hc *httpConn) forward() bool {
 
 	var tried []*Backend
 	var retryBy time.Time // set at the first failed try
+	lost := 0             // tries the worker had whole and closed without an answer
 	short := shortage{b: hc.b}
 	for {
 		if !retryBy.IsZero() && time.Now().After(retryBy) {
@@ -188,9 +196,11 @@ func (hc *httpConn) forward() bool {
 		routedAt := hc.b.router.Now()
 		slow := hc.b.router.Given(be, target, routedAt)
 		up, err := be.connect(idempotent && !stream)
+		res := retry
 		if err == nil {
-			res, closeClient := hc.exchange(be, up, routedAt, target, stream, idempotent)
-			if res != retry {
+			var closeClient bool
+			res, closeClient = hc.exchange(be, up, routedAt, target, stream, idempotent)
+			if res != retry && res != unanswered {
 				if slow && !hc.answered {
 					hc.b.router.Unanswered(be, routedAt)
 				}
@@ -202,6 +212,12 @@ func (hc *httpConn) forward() bool {
 			hc.b.router.Unanswered(be, routedAt)
 		}
 		hc.b.router.Release(be, false, hc.answered)
+		if err == nil && res == unanswered {
+			if lost++; lost == maxUnanswered {
+				hc.fail(&httpError{502, "Bad Gateway: " + strconv.Itoa(lost) + " workers closed the connection or died without an answer to this request: it is not sent again"})
+				return false
+			}
+		}
 		if err != nil && isShort(err) { // tender's shortage, no failed attempt of the worker's
 			if !short.Wait(err) {
 				hc.fail(&httpError{503, "Service Unavailable: tender cannot connect to a worker: " + errnoText(err)})
@@ -310,7 +326,7 @@ func (hc *httpConn) exchange(be *Backend, up *upstream, routedAt int64, target u
 			}
 			var malformed *httpError
 			if !answered && !stream && idempotent && !errors.As(err, &malformed) {
-				return retry, false
+				return unanswered, false
 			}
 			switch {
 			case answered:

@@ -865,7 +865,10 @@ func TestControlSocketRefusesOtherUsers(t *testing.T) {
 func TestStatusNamesTheUserToBe(t *testing.T) {
 	needRoot(t)
 	t.Parallel()
+	// cd /: the tmpfs on /tmp would hide the working directory of a checkout under /tmp, which
+	// tender starts its app in.
 	script := `set -e
+cd /
 unset XDG_RUNTIME_DIR
 mount -t tmpfs -o mode=755 tmpfs /run
 cp "$1" /run/tender-bin
