@@ -264,7 +264,7 @@ var vars = varTable{
 			return nil
 		}},
 	{Name: "OUTPUT_LABELS", Default: "on", Section: "Several programs",
-		Help: "on: each line of the apps' output starts with its process, web.0 | (pool mode and Procfile); off: as written",
+		Help: "on: each line of the apps' output starts with its process, web.0 | (a pool or Procfile of more than one process); off: as written",
 		Set: func(c *Config, s string, _ bool) error {
 			w, err := parseWord(s, "on", "off")
 			c.OutputLabels = w == "on"

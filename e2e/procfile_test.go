@@ -378,3 +378,37 @@ func TestProcfileLabelsItsOutput(t *testing.T) {
 		})
 	}
 }
+
+// A pool without a Procfile labels its workers' lines when it starts more than one; the lines
+// of a lone worker are written as single mode writes them.
+func TestPoolLabelsOutputOfMoreThanOneWorker(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		workers string
+		want    []string
+	}{
+		{"1", []string{"alone says hi"}},
+		{"2", []string{"web.0 | alone says hi", "web.1 | alone says hi"}},
+	} {
+		t.Run(tc.workers, func(t *testing.T) {
+			t.Parallel()
+			// TENDER_LISTEN: a pool, of one worker too.
+			env := []string{"TENDER_WORKERS=" + tc.workers, "TENDER_LISTEN=127.0.0.1:" + freePort(t)}
+			p := startPool(t, env, "--", bin.testapp, "serve", "-say", "alone says hi")
+			p.waitFor("the workers ready", 20*time.Second, func(st apps.Status) bool {
+				return inState(st, "web", "ready") == len(tc.want)
+			})
+			p.stopsWith0()
+			var got []string
+			for _, line := range strings.Split(p.Stderr.String(), "\n") {
+				if strings.Contains(line, "says hi") {
+					got = append(got, line)
+				}
+			}
+			slices.Sort(got)
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("the workers' lines: %q, want %q", got, tc.want)
+			}
+		})
+	}
+}

@@ -120,9 +120,19 @@ func newPool(cfg *config.Config, types []apps.TypeConfig, spawner *apps.Spawner,
 		Restart:           restartPolicy(cfg),
 		Backoff:           backoff(cfg),
 		OOM:               oom,
-		OutputLabels:      cfg.OutputLabels,
+		OutputLabels:      cfg.OutputLabels && manyProcesses(types),
 		OutputJSON:        cfg.LogFormat == "json",
 	}, spawner, router, log)
+}
+
+// manyProcesses says whether the pool starts more than one app process, of one type or more:
+// the lines of a lone worker need no label to say whose they are, as in single mode.
+func manyProcesses(types []apps.TypeConfig) bool {
+	n := 0
+	for _, t := range types {
+		n += t.Count
+	}
+	return len(types) > 1 || n > 1
 }
 
 // protectFromOOM asks for tender's own oom_score_adj and says in one short line what it asked
