@@ -212,7 +212,10 @@ func (hc *httpConn) forward() bool {
 			hc.b.router.Unanswered(be, routedAt)
 		}
 		hc.b.router.Release(be, false, hc.answered)
-		if err == nil && res == unanswered {
+		// A kept-alive connection may have been closed by its worker while idle, as HTTP lets
+		// it (its keep-alive timeout, a limit of requests a connection): no strike, and the
+		// worker's idle connections are dropped below, so a worker takes one such try at most.
+		if err == nil && res == unanswered && !up.reused {
 			if lost++; lost == maxUnanswered {
 				hc.fail(&httpError{502, "Bad Gateway: " + strconv.Itoa(lost) + " workers closed the connection or died without an answer to this request: it is not sent again"})
 				return false
