@@ -122,30 +122,68 @@ var (
 
 // readStat reads /proc/<pid>/stat.
 func readStat(pid int, buf []byte) (Stat, bool) {
-	f, err := os.Open("/proc/" + strconv.Itoa(pid) + "/stat")
+	fd, err := unix.Open("/proc/"+strconv.Itoa(pid)+"/stat", unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return Stat{}, false // gone since ReadDir
 	}
-	n, _ := f.Read(buf)
-	f.Close()
+	n, err := unix.Read(fd, buf)
+	unix.Close(fd)
+	if err != nil || n < 0 {
+		return Stat{}, false
+	}
 	return ParseStat(buf[:n])
 }
 
 // ParseStat reads the contents of a /proc/<pid>/stat file: "pid (comm) state ppid ...
 // starttime ...", where comm may itself hold spaces and parentheses, so the fields are counted
-// from the last ')'; starttime is the 22nd field.
+// from the last ')'; starttime is the 22nd field. It allocates nothing but the name: the pool
+// reads every process's stat when a worker becomes ready or exits.
 func ParseStat(stat []byte) (Stat, bool) {
 	open, end := bytes.IndexByte(stat, '('), bytes.LastIndexByte(stat, ')')
 	if open < 0 || end < open {
 		return Stat{}, false
 	}
-	fields := bytes.Fields(stat[end+1:]) // from the 3rd field, state, on
-	if len(fields) < 20 || len(fields[0]) != 1 {
+	var st Stat
+	var ppid, pgid uint64
+	var ok [4]bool // state, ppid, pgid, start
+	rest := stat[end+1:]
+	for i := 0; i <= 19; i++ { // from the 3rd field, state, to the 22nd, starttime
+		rest = bytes.TrimLeft(rest, " \n")
+		n := bytes.IndexAny(rest, " \n")
+		if n < 0 {
+			n = len(rest)
+		}
+		field := rest[:n]
+		rest = rest[n:]
+		if len(field) == 0 {
+			return Stat{}, false
+		}
+		switch i {
+		case 0:
+			st.State, ok[0] = field[0], len(field) == 1
+		case 1:
+			ppid, ok[1] = parseUint(field)
+		case 2:
+			pgid, ok[2] = parseUint(field)
+		case 19:
+			st.Start, ok[3] = parseUint(field)
+		}
+	}
+	if ok != [4]bool{true, true, true, true} || ppid > 1<<31 || pgid > 1<<31 {
 		return Stat{}, false
 	}
-	ppid, err1 := strconv.Atoi(string(fields[1]))
-	pgid, err2 := strconv.Atoi(string(fields[2]))
-	start, err3 := strconv.ParseUint(string(fields[19]), 10, 64)
-	st := Stat{Name: string(stat[open+1 : end]), State: fields[0][0], PPid: ppid, Pgid: pgid, Start: start}
-	return st, err1 == nil && err2 == nil && err3 == nil
+	st.Name, st.PPid, st.Pgid = string(stat[open+1:end]), int(ppid), int(pgid)
+	return st, true
+}
+
+// parseUint reads a decimal number of /proc, without the allocation of strconv's error.
+func parseUint(b []byte) (uint64, bool) {
+	var n uint64
+	for _, c := range b {
+		if c < '0' || c > '9' || n > (1<<64-1)/10-1 {
+			return 0, false
+		}
+		n = n*10 + uint64(c-'0')
+	}
+	return n, len(b) > 0
 }

@@ -61,6 +61,15 @@ func TestParseStat(t *testing.T) {
 	}
 }
 
+// ParseStat allocates nothing but the name: the pool reads every process's stat each time a
+// worker becomes ready or exits.
+func TestParseStatAllocatesOnlyTheName(t *testing.T) {
+	stat := []byte("12 (sh) S 1 12 12 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 4242 77 0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15")
+	if n := testing.AllocsPerRun(100, func() { _, _ = ParseStat(stat) }); n > 1 {
+		t.Errorf("ParseStat allocates %v times a call, want at most 1", n)
+	}
+}
+
 // A Proc is signalled only while its pid is still the process found: not once the pid has a
 // different start time (another process given the same pid).
 func TestProcSignalOnlyTheProcessFound(t *testing.T) {
