@@ -437,7 +437,7 @@ func underscored(name []byte, keepUnderscores bool) bool {
 	}
 	dashed := bytes.ReplaceAll(name, []byte("_"), []byte("-"))
 	for _, own := range [...]string{"Content-Length", "Transfer-Encoding", "Connection", "Keep-Alive",
-		"Proxy-Connection", "Upgrade", "X-Forwarded-For", "X-Forwarded-Proto"} {
+		"Proxy-Connection", "Upgrade", "X-Forwarded-For", "X-Forwarded-Proto", "X-Request-Start"} {
 		if equalFold(dashed, own) {
 			return true
 		}

@@ -187,7 +187,7 @@ func TestRequestRewrite(t *testing.T) {
 	// Names with '_' do not reach the worker, which may read them as '-' (CGI, WSGI): by default
 	// none, and when kept, not those that would read as framing or as tender's own headers.
 	raw := "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer_Encoding: chunked\r\ncontent_length: 5\r\n" +
-		"X_Forwarded_For: 10.9.9.9\r\nX-Forwarded_Proto: https\r\nConnection_: x\r\nX_Custom: 1\r\n\r\n"
+		"X_Forwarded_For: 10.9.9.9\r\nX-Forwarded_Proto: https\r\nX_Request_Start: t=1\r\nConnection_: x\r\nX_Custom: 1\r\n\r\n"
 	for keep, want := range map[bool]string{
 		false: "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nX-Forwarded-For: 127.0.0.1\r\nX-Forwarded-Proto: http\r\n" + xrs + "\r\n",
 		true:  "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nConnection_: x\r\nX_Custom: 1\r\nX-Forwarded-For: 127.0.0.1\r\nX-Forwarded-Proto: http\r\n" + xrs + "\r\n",
