@@ -178,7 +178,7 @@ func (hc *httpConn) forward() bool {
 
 	var tried []*Backend
 	var retryBy time.Time // set at the first failed try
-	lost := 0             // tries the worker had whole and closed without an answer
+	lost := 0             // tries a worker had whole on a new connection and closed unanswered
 	short := shortage{b: hc.b}
 	for {
 		if !retryBy.IsZero() && time.Now().After(retryBy) {
