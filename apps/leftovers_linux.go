@@ -76,19 +76,12 @@ func (l leftovers) find() []reaper.Proc {
 // inEnviron reports whether pid's environment holds the worker's NOTIFY_SOCKET.
 func (l leftovers) inEnviron(pid int) bool {
 	env, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/environ")
-	return err == nil && bytes.Contains(append([]byte{0}, env...), l.marker)
+	return err == nil && (bytes.HasPrefix(env, l.marker[1:]) || bytes.Contains(env, l.marker))
 }
 
-// How often end looks again for leftovers, and how long it waits for them after SIGKILL (one
-// stuck in the kernel may never die), as reaper.EndAll does at tender's exit.
-const (
-	leftoverRescan   = 20 * time.Millisecond
-	leftoverKillWait = 5 * time.Second
-)
-
 // end sends SIGTERM (and SIGCONT, so that a stopped one acts on it) to every leftover, SIGKILL
-// to those still there after grace, and returns once none is left, or leftoverKillWait after
-// the SIGKILL. It looks again every leftoverRescan, for processes forked meanwhile. who
+// to those still there after grace, and returns once none is left, or reaper.KillWait after
+// the SIGKILL. It looks again every reaper.Rescan, for processes forked meanwhile. who
 // names the worker in the log.
 func (l leftovers) end(grace time.Duration, log hclog.Logger, level hclog.Level, who []any) {
 	found := l.find()
@@ -104,13 +97,13 @@ func (l leftovers) end(grace time.Duration, log hclog.Logger, level hclog.Level,
 				_ = p.Signal(unix.SIGTERM, unix.SIGCONT)
 			}
 		}
-		time.Sleep(leftoverRescan)
+		time.Sleep(reaper.Rescan)
 	}
 	if len(found) == 0 {
 		return
 	}
 	log.Warn("what a worker left behind did not end on SIGTERM; sending SIGKILL", append(who, "processes", pids(found), "after", grace)...)
-	for deadline := time.Now().Add(leftoverKillWait); len(found) > 0; found = l.find() {
+	for deadline := time.Now().Add(reaper.KillWait); len(found) > 0; found = l.find() {
 		if time.Now().After(deadline) {
 			log.Warn("what a worker left behind is still alive after SIGKILL; leaving it", append(who, "processes", pids(found))...)
 			return
@@ -118,7 +111,7 @@ func (l leftovers) end(grace time.Duration, log hclog.Logger, level hclog.Level,
 		for _, p := range found {
 			_ = p.Signal(unix.SIGKILL)
 		}
-		time.Sleep(leftoverRescan)
+		time.Sleep(reaper.Rescan)
 	}
 }
 

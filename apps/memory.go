@@ -3,6 +3,7 @@ package apps
 import (
 	"bytes"
 	"os"
+	"slices"
 	"strconv"
 
 	"github.com/tenderinit/tender/reaper"
@@ -13,14 +14,32 @@ import (
 // its PSS (its own pages, and its share of those it shares: a preforked master and its
 // children do not count their common pages twice) where /proc/<pid>/smaps_rollup can be read,
 // else by its RSS. 0 when pid is gone.
-func TreeMemory(pid int) uint64 {
+func TreeMemory(pid int) uint64 { return readProcesses().treeMemory(pid) }
+
+// processes is who is below whom, from one read of /proc: the pool weighs every worker's tree
+// with one.
+type processes map[int][]int // children by parent
+
+func readProcesses() processes {
+	all, _ := reaper.Below(0)
+	ps := make(processes)
+	for _, p := range all {
+		ps[p.PPid] = append(ps[p.PPid], p.Pid)
+	}
+	return ps
+}
+
+// treeMemory is TreeMemory, with the tree as ps saw it.
+func (ps processes) treeMemory(pid int) uint64 {
 	total := processMemory(pid)
 	if total == 0 {
 		return 0
 	}
-	below, _ := reaper.Descendants(pid)
-	for _, p := range below {
-		total += processMemory(p.Pid)
+	queue := slices.Clone(ps[pid])
+	for len(queue) > 0 {
+		child := queue[0]
+		queue = append(queue[1:], ps[child]...)
+		total += processMemory(child)
 	}
 	return total
 }

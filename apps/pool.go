@@ -260,6 +260,10 @@ func (p *Pool) recycleWhereDue() {
 			return
 		}
 	}
+	var tree processes // one read of /proc weighs every worker
+	if p.cfg.MemoryLimit > 0 {
+		tree = readProcesses()
+	}
 	for w := range p.workers {
 		if w.state != Ready || w.slot.next != nil || w.kept {
 			continue
@@ -267,7 +271,7 @@ func (p *Pool) recycleWhereDue() {
 		if w.stopping {
 			p.askedRecycle = true // it waits for its turn
 		}
-		if why := w.pastLimits(); why != "" && w.slot.g.replace(w, why) {
+		if why := w.pastLimits(tree); why != "" && w.slot.g.replace(w, why) {
 			p.recycling = w
 			return
 		}

@@ -182,9 +182,12 @@ func listensOn(pid, port int, descendants func(int) []int) bool {
 		}
 		return false, nil
 	}
-	for _, p := range append([]int{pid}, descendants(pid)...) {
-		yes, err := owns(p)
-		if yes || errors.Is(err, os.ErrPermission) {
+	// The worker itself, most often, before a read of all /proc for its descendants.
+	if yes, err := owns(pid); yes || errors.Is(err, os.ErrPermission) {
+		return true
+	}
+	for _, p := range descendants(pid) {
+		if yes, err := owns(p); yes || errors.Is(err, os.ErrPermission) {
 			return true
 		}
 	}

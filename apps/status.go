@@ -128,12 +128,16 @@ type StatusSource interface {
 // fillFromProc adds what only /proc knows: the memory (TreeMemory: the worker's process tree,
 // as TENDER_MEMORY_LIMIT weighs it) and oom_score_adj of each worker, and tender's own score.
 func (s *Status) fillFromProc() {
+	var tree processes
 	for i := range s.Workers {
 		w := &s.Workers[i]
 		if w.Pid == 0 {
 			continue
 		}
-		w.RSSBytes = TreeMemory(w.Pid)
+		if tree == nil {
+			tree = readProcesses()
+		}
+		w.RSSBytes = tree.treeMemory(w.Pid)
 		w.OOMScoreAdj, _ = capabilities.OOMScoreAdjOf(w.Pid)
 	}
 	s.Tender.Pid = os.Getpid() // Stopping is the pool's or the single child's to say

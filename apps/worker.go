@@ -365,14 +365,15 @@ func (w *worker) onHung(why string) {
 
 // pastLimits says why a ready worker is due for recycling: it asked (STOPPING=1), or it is
 // past TENDER_MEMORY_LIMIT, or its own share of TENDER_MAX_REQUESTS or TENDER_MAX_LIFETIME;
-// "" when it is not.
-func (w *worker) pastLimits() string {
+// "" when it is not. tree is /proc as the pool read it for this look at the workers (nil
+// without TENDER_MEMORY_LIMIT).
+func (w *worker) pastLimits(tree processes) string {
 	cfg := w.p.cfg
 	if w.stopping {
 		return "it asked to be recycled (STOPPING=1)"
 	}
 	if cfg.MemoryLimit > 0 {
-		if mem := TreeMemory(w.pid); mem > cfg.MemoryLimit {
+		if mem := tree.treeMemory(w.pid); mem > cfg.MemoryLimit {
 			return fmt.Sprintf("its memory %s (its process tree's) is past TENDER_MEMORY_LIMIT %s", mib(mem), mib(cfg.MemoryLimit))
 		}
 	}

@@ -10,12 +10,12 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// killWait bounds the wait after SIGKILL: a process stuck in an uninterruptible sleep may never
+// KillWait bounds the wait after SIGKILL: a process stuck in an uninterruptible sleep may never
 // die, and tender must not wait for it forever.
-const killWait = 5 * time.Second
+const KillWait = 5 * time.Second
 
-// rescan is how often EndAll looks for processes that were forked after it sent SIGTERM.
-const rescan = 20 * time.Millisecond
+// Rescan is how often EndAll looks for processes that were forked after it sent SIGTERM.
+const Rescan = 20 * time.Millisecond
 
 // sayWaitingAfter is how long the processes left may take to end on SIGTERM before tender says
 // which it waits for: most end at once, and a leftover that does not is what makes a `docker
@@ -45,7 +45,7 @@ func (r *Reaper) EndAll(grace time.Duration) {
 		defer deadline.Stop()
 		say := time.NewTimer(min(sayWaitingAfter, grace/2))
 		defer say.Stop()
-		tick := time.NewTicker(rescan)
+		tick := time.NewTicker(Rescan)
 		defer tick.Stop()
 	wait:
 		for {
@@ -70,9 +70,9 @@ func (r *Reaper) EndAll(grace time.Duration) {
 	if left := r.left(pid1); left != "" {
 		r.log.Info("sending SIGKILL to the processes left", "after", grace, "processes", left)
 	}
-	stop := time.NewTimer(killWait)
+	stop := time.NewTimer(KillWait)
 	defer stop.Stop()
-	tick := time.NewTicker(rescan)
+	tick := time.NewTicker(Rescan)
 	defer tick.Stop()
 	for {
 		r.signalLeft(unix.SIGKILL, pid1, nil)
@@ -81,7 +81,7 @@ func (r *Reaper) EndAll(grace time.Duration) {
 			return
 		case <-tick.C:
 		case <-stop.C:
-			r.log.Warn("processes are still alive after SIGKILL; giving up on them", "waited", killWait, "processes", r.left(pid1))
+			r.log.Warn("processes are still alive after SIGKILL; giving up on them", "waited", KillWait, "processes", r.left(pid1))
 			return
 		}
 	}

@@ -53,8 +53,8 @@ func Below(root int) ([]Process, error) {
 		return nil, err
 	}
 	self := os.Getpid()
-	children := make(map[int][]Process)
 	var all []Process
+	children := make(map[int][]Process) // unused when root is 0
 	buf := make([]byte, 512)
 	for _, e := range entries {
 		pid, err := strconv.Atoi(e.Name())
@@ -63,8 +63,11 @@ func Below(root int) ([]Process, error) {
 		}
 		if st, ok := readStat(pid, buf); ok {
 			p := Process{Proc{pid, st.Start}, st}
-			children[st.PPid] = append(children[st.PPid], p)
-			all = append(all, p)
+			if root == 0 {
+				all = append(all, p)
+			} else {
+				children[st.PPid] = append(children[st.PPid], p)
+			}
 		}
 	}
 	if root == 0 {
@@ -128,7 +131,7 @@ func readStat(pid int, buf []byte) (Stat, bool) {
 	}
 	n, err := unix.Read(fd, buf)
 	unix.Close(fd)
-	if err != nil || n < 0 {
+	if err != nil {
 		return Stat{}, false
 	}
 	return ParseStat(buf[:n])
@@ -144,8 +147,6 @@ func ParseStat(stat []byte) (Stat, bool) {
 		return Stat{}, false
 	}
 	var st Stat
-	var ppid, pgid uint64
-	var ok [4]bool // state, ppid, pgid, start
 	rest := stat[end+1:]
 	for i := 0; i <= 19; i++ { // from the 3rd field, state, to the 22nd, starttime
 		rest = bytes.TrimLeft(rest, " \n")
@@ -155,25 +156,30 @@ func ParseStat(stat []byte) (Stat, bool) {
 		}
 		field := rest[:n]
 		rest = rest[n:]
-		if len(field) == 0 {
+		ok := len(field) > 0
+		switch {
+		case !ok:
+		case i == 0:
+			st.State, ok = field[0], len(field) == 1
+		case i == 1:
+			st.PPid, ok = parseInt(field)
+		case i == 2:
+			st.Pgid, ok = parseInt(field)
+		case i == 19:
+			st.Start, ok = parseUint(field)
+		}
+		if !ok {
 			return Stat{}, false
 		}
-		switch i {
-		case 0:
-			st.State, ok[0] = field[0], len(field) == 1
-		case 1:
-			ppid, ok[1] = parseUint(field)
-		case 2:
-			pgid, ok[2] = parseUint(field)
-		case 19:
-			st.Start, ok[3] = parseUint(field)
-		}
 	}
-	if ok != [4]bool{true, true, true, true} || ppid > 1<<31 || pgid > 1<<31 {
-		return Stat{}, false
-	}
-	st.Name, st.PPid, st.Pgid = string(stat[open+1:end]), int(ppid), int(pgid)
+	st.Name = string(stat[open+1 : end])
 	return st, true
+}
+
+// parseInt reads a pid of /proc.
+func parseInt(b []byte) (int, bool) {
+	n, ok := parseUint(b)
+	return int(n), ok && n <= 1<<31
 }
 
 // parseUint reads a decimal number of /proc, without the allocation of strconv's error.
