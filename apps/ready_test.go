@@ -56,12 +56,19 @@ func TestWaitRunning(t *testing.T) {
 	}{
 		{"READY=1 before the settle time", closed, never, time.Hour, false, readyNotify},
 		{"stayed up for the settle time", never, never, time.Millisecond, false, readyUptime},
-		{"its type sends READY=1: the settle time does not count", never, closed, time.Millisecond, true, ""},
+		// stop comes 50 ms on (nil: see below), well past the settle time, which must not count.
+		{"its type sends READY=1: the settle time does not count", never, nil, time.Millisecond, true, ""},
 		{"its type sends READY=1, and it did", closed, never, time.Millisecond, true, readyNotify},
 		{"gone before anything", never, closed, time.Hour, false, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := waitRunning(tc.stop, tc.sent, tc.settle, tc.mustNotify); got != tc.want {
+			stop := tc.stop
+			if stop == nil {
+				later := make(chan struct{})
+				time.AfterFunc(50*time.Millisecond, func() { close(later) })
+				stop = later
+			}
+			if got := waitRunning(stop, tc.sent, tc.settle, tc.mustNotify); got != tc.want {
 				t.Errorf("waitRunning = %q, want %q", got, tc.want)
 			}
 		})

@@ -40,10 +40,17 @@ func TestHistogramInPrometheusText(t *testing.T) {
 	}
 	hist := m.GetHistogram()
 	want := map[float64]uint64{0.001: 2, 0.0025: 3, 0.005: 3, 0.01: 4, 1: 4, 2.5: 5, 30: 5}
+	found := 0
 	for _, b := range hist.GetBucket() {
-		if n, ok := want[b.GetUpperBound()]; ok && b.GetCumulativeCount() != n {
-			t.Errorf("bucket le=%g holds %d, want %d", b.GetUpperBound(), b.GetCumulativeCount(), n)
+		if n, ok := want[b.GetUpperBound()]; ok {
+			found++
+			if b.GetCumulativeCount() != n {
+				t.Errorf("bucket le=%g holds %d, want %d", b.GetUpperBound(), b.GetCumulativeCount(), n)
+			}
 		}
+	}
+	if found != len(want) {
+		t.Errorf("%d of the buckets %v found", found, want)
 	}
 	if hist.GetSampleCount() != 6 || hist.GetSampleSum() < 62.009 || hist.GetSampleSum() > 62.0091 {
 		t.Errorf("count %d, sum %g; want 6 and 62.009001", hist.GetSampleCount(), hist.GetSampleSum())

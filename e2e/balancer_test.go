@@ -196,6 +196,9 @@ func TestBlockedWorkerGetsNoNewSession(t *testing.T) {
 				go func() { answers <- rawGet(f.Addr, "/", 3*time.Second) }()
 			}
 			sentWithin := time.Since(start)
+			if sentWithin >= 10*time.Second {
+				t.Fatalf("the requests went in %v after the block: ten probes were allowed, and the test cannot tell", sentWithin)
+			}
 			toStuck := 0
 			for i := 0; i < 10; i++ {
 				a := <-answers

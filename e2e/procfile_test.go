@@ -141,8 +141,9 @@ shell: echo "shell $TENDER_WORKER_ID $PORT" >> `+filepath.Join(dir, "shell")+` &
 		if want := []string{n.Port, "hello world", "id=" + n.ID}; !slices.Equal(n.Args, want) {
 			t.Errorf("worker %s has arguments %q, want %q", n.ID, n.Args, want)
 		}
-		if cmd := readCmdline(hostPidOf(t, p.TenderPid(), n.Pid)); strings.Contains(cmd, "sh ") {
-			t.Errorf("worker %s runs under a shell: %q", n.ID, cmd)
+		// The noting process is the worker itself, tender's child: not a shell's.
+		if proc, ok := readProc(hostPidOf(t, p.TenderPid(), n.Pid)); !ok || proc.PPid != p.TenderPid() {
+			t.Errorf("worker %s (%+v) is not tender's child: a shell ran it", n.ID, proc)
 		}
 	}
 	if !ids["0"] || !ids["1"] {

@@ -111,6 +111,9 @@ func TestKubernetesExample(t *testing.T) {
 	if len(s.Spec.Ports) != 1 || cfg.Listen == nil || !strings.HasSuffix(cfg.Listen.Addr, ":"+portOf(t, c, s.Spec.Ports[0].TargetPort.String())) {
 		t.Errorf("the Service's target port is not TENDER_LISTEN's (%v)", cfg.Listen)
 	}
+	if len(s.Spec.Selector) == 0 {
+		t.Errorf("the Service selects no pods")
+	}
 	for k, v := range s.Spec.Selector {
 		if d.Spec.Template.Labels[k] != v {
 			t.Errorf("the Service selects %s=%s, which the pods do not have", k, v)
