@@ -19,23 +19,11 @@ import (
 // requests it read.
 func dyingWorker(t *testing.T) *rawWorker {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := &rawWorker{ln: ln}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		if _, err := http.ReadRequest(bufio.NewReader(c)); err == nil {
-			w.seen.Add(1)
-		}
-		ln.Close()
-		c.Close()
-	}()
+	var w *rawWorker
+	w = startRawWorker(t, func(*http.Request, net.Conn) bool {
+		w.ln.Close()
+		return false // the connection closes after the port
+	})
 	return w
 }
 

@@ -328,11 +328,11 @@ func load(f *Front, n int, stop <-chan struct{}) (ok, failed *atomic.Int64, errs
 	return ok, failed, errs
 }
 
-// servedAtLeast waits until the load has been served n requests: a slow machine serves fewer
-// in a given time, and the tests count requests rather than seconds.
-func servedAtLeast(t *testing.T, ok *atomic.Int64, n int64) {
+// servedAtLeast waits until the load has been served n requests, for at most within: a slow
+// machine serves fewer in a given time, and the tests count requests rather than seconds.
+func servedAtLeast(t *testing.T, ok *atomic.Int64, n int64, within time.Duration) {
 	t.Helper()
-	eventually(t, 20*time.Second, fmt.Sprintf("%d requests served", n), func() bool { return ok.Load() >= n })
+	eventually(t, within, fmt.Sprintf("%d requests served", n), func() bool { return ok.Load() >= n })
 }
 
 // SIGKILL a worker while clients send a steady stream of new requests: none fails.
@@ -342,9 +342,9 @@ func TestKilledWorkerLosesNoRequest(t *testing.T) {
 	st := f.waitFor("3 ready", 10*time.Second, nReady(3))
 	stop := make(chan struct{})
 	ok, failed, errs := load(f, 8, stop)
-	servedAtLeast(t, ok, 50)
+	servedAtLeast(t, ok, 50, 20*time.Second)
 	killInNamespace(t, f.Run, st.Workers[1].Pid, syscall.SIGKILL)
-	servedAtLeast(t, ok, ok.Load()+100)
+	servedAtLeast(t, ok, ok.Load()+100, 20*time.Second)
 	close(stop)
 	for e := range errs {
 		t.Errorf("a request failed: %s", e)
@@ -365,7 +365,7 @@ func TestRollingRestartUnderLoad(t *testing.T) {
 	before := f.waitFor("3 ready", 10*time.Second, nReady(n))
 	stop := make(chan struct{})
 	ok, failed, errs := load(f, 6, stop)
-	servedAtLeast(t, ok, 50)
+	servedAtLeast(t, ok, 50, 20*time.Second)
 	atHup := ok.Load()
 	f.Signal(syscall.SIGHUP)
 	fewest := n
@@ -378,7 +378,7 @@ func TestRollingRestartUnderLoad(t *testing.T) {
 		return nReady(n)(st) && allNew(before, st)
 	})
 	duringRoll := ok.Load() - atHup
-	servedAtLeast(t, ok, ok.Load()+50)
+	servedAtLeast(t, ok, ok.Load()+50, 20*time.Second)
 	close(stop)
 	for e := range errs {
 		t.Errorf("a request failed: %s", e)
@@ -525,26 +525,36 @@ func (zeros) Read(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// trickle connects to addr, sends head, then piece(i) every interval, n times (until a write
+// fails), from a goroutine of its own. It returns the connection, closed with the test, and
+// when head went.
+func trickle(t *testing.T, addr, head string, n int, every time.Duration, piece func(i int) string) (net.Conn, time.Time) {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	start := time.Now()
+	io.WriteString(c, head)
+	go func() {
+		for i := range n {
+			time.Sleep(every)
+			if _, err := io.WriteString(c, piece(i)); err != nil {
+				return
+			}
+		}
+	}()
+	return c, start
+}
+
 // A slowloris client is cut off by the header timeout and never holds a worker's slot.
 func TestSlowlorisIsCutOff(t *testing.T) {
 	t.Parallel()
 	f := startFront(t, "http", []string{"TENDER_WORKERS=1", "TENDER_CONCURRENCY=1", "TENDER_HEADER_TIMEOUT=1s"})
 	f.waitFor("1 ready", 10*time.Second, nReady(1))
-	c, err := net.Dial("tcp", f.Addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	start := time.Now()
-	fmt.Fprintf(c, "GET / HTTP/1.1\r\nHost: t\r\n")
-	go func() {
-		for i := 0; i < 10; i++ {
-			time.Sleep(300 * time.Millisecond)
-			if _, err := fmt.Fprintf(c, "X-Slow-%d: 1\r\n", i); err != nil {
-				return
-			}
-		}
-	}()
+	c, start := trickle(t, f.Addr, "GET / HTTP/1.1\r\nHost: t\r\n", 10, 300*time.Millisecond,
+		func(i int) string { return fmt.Sprintf("X-Slow-%d: 1\r\n", i) })
 	// Meanwhile the one slot of the one worker is free for others.
 	if code, _, err := f.get(&http.Client{Timeout: 2 * time.Second}, "/"); code != 200 {
 		t.Errorf("a normal request while a slowloris sends: %d %v", code, err)
@@ -972,21 +982,9 @@ func TestTrickledBodyIs408(t *testing.T) {
 	t.Parallel()
 	f := startFront(t, "http", []string{"TENDER_WORKERS=1", "TENDER_CONCURRENCY=1", "TENDER_CLIENT_TIMEOUT=1s"})
 	f.waitFor("1 ready", 10*time.Second, nReady(1))
-	c, err := net.Dial("tcp", f.Addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	start := time.Now()
-	fmt.Fprintf(c, "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 100000\r\n\r\n")
-	go func() {
-		for range 50 { // 5 bytes a second, for 10 s at most
-			time.Sleep(200 * time.Millisecond)
-			if _, err := c.Write([]byte("x")); err != nil {
-				return
-			}
-		}
-	}()
+	// 5 bytes a second, for 10 s at most.
+	c, start := trickle(t, f.Addr, "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 100000\r\n\r\n", 50, 200*time.Millisecond,
+		func(int) string { return "x" })
 	_ = c.SetReadDeadline(time.Now().Add(8 * time.Second))
 	b, _ := io.ReadAll(c)
 	if !strings.HasPrefix(string(b), "HTTP/1.1 408") {

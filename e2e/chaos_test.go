@@ -258,17 +258,6 @@ func killAWorker(f *Front, rng *rand.Rand) bool {
 
 // signalInNamespace signals a worker that status shows, if it is still there.
 func signalInNamespace(tender int, w apps.WorkerStatus, sig syscall.Signal) bool {
-	for _, p := range descendants(tender) {
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.Pid))
-		if err != nil {
-			continue
-		}
-		for _, line := range strings.Split(string(b), "\n") {
-			if f := strings.Fields(strings.TrimPrefix(line, "NSpid:")); strings.HasPrefix(line, "NSpid:") &&
-				len(f) > 0 && f[len(f)-1] == strconv.Itoa(w.Pid) {
-				return syscall.Kill(p.Pid, sig) == nil
-			}
-		}
-	}
-	return false
+	pid, ok := hostPid(tender, w.Pid)
+	return ok && syscall.Kill(pid, sig) == nil
 }

@@ -59,7 +59,8 @@ func mustDocker(t *testing.T, args ...string) string {
 }
 
 // needDocker fails the test when no Docker engine answers: the suite is part of CI, where
-// .ci/run starts one, and a missing engine must show as a failure, not as a skip.
+// .ci/run starts one, and a missing engine must show as a failure, not as a skip. (Without root
+// it is skipped, as every test that reads other users' processes is: CI runs as root.)
 func needDocker(t *testing.T) {
 	t.Helper()
 	needRoot(t) // the tests read the containers' processes and cgroups through the host's /proc and /sys
@@ -247,14 +248,7 @@ func (c *Container) Logs() string {
 
 // logged waits for the container's log to say substr.
 func (c *Container) logged(substr string, timeout time.Duration) bool {
-	for deadline := time.Now().Add(timeout); ; time.Sleep(100 * time.Millisecond) {
-		if strings.Contains(c.Logs(), substr) {
-			return true
-		}
-		if time.Now().After(deadline) {
-			return false
-		}
-	}
+	return poll(timeout, 100*time.Millisecond, func() bool { return strings.Contains(c.Logs(), substr) })
 }
 
 // Addr is the host address published for the container's TCP port, from `docker port`.
@@ -287,14 +281,10 @@ func (c *Container) waitStatus(what string, timeout time.Duration, cond func(app
 	c.t.Helper()
 	var st apps.Status
 	var err error
-	for deadline := time.Now().Add(timeout); ; time.Sleep(100 * time.Millisecond) {
-		if st, err = c.Status(); err == nil && cond(st) {
-			return st
-		}
-		if time.Now().After(deadline) {
-			c.t.Fatalf("timed out after %v waiting for %s; last status %+v, error %v", timeout, what, st, err)
-		}
+	if !poll(timeout, 100*time.Millisecond, func() bool { st, err = c.Status(); return err == nil && cond(st) }) {
+		c.t.Fatalf("timed out after %v waiting for %s; last status %+v, error %v", timeout, what, st, err)
 	}
+	return st
 }
 
 // procs lists the processes of the container's PID namespace, from the host.
@@ -369,4 +359,21 @@ func readCounter(file, name string) (int, error) {
 		}
 	}
 	return 0, errors.New(file + " has no " + name)
+}
+
+// restarts is the count of restarts over every worker of a status.
+func restarts(st apps.Status) int {
+	n := 0
+	for _, w := range st.Workers {
+		n += w.Restarts
+	}
+	return n
+}
+
+// loadAt sends GET / to addr from n clients until stop is closed (load's loop, for a front that
+// is a published port rather than a tender of the test's own).
+func loadAt(addr string, n int) (ok, failed *atomic.Int64, errs chan string, stop chan struct{}) {
+	stop = make(chan struct{})
+	ok, failed, errs = load(&Front{Addr: addr}, n, stop)
+	return ok, failed, errs, stop
 }

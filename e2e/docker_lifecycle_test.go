@@ -99,7 +99,7 @@ func TestDockerShutdownDelay(t *testing.T) {
 		t.Parallel()
 		c, _ := runFront(t, image, 2, []string{"--env", "TENDER_SHUTDOWN_DELAY=" + delay.String()})
 		ok, failed, errs, stopLoad := loadAt(c.Addr("8080"), 4)
-		eventually(t, 10*time.Second, "the load to flow", func() bool { return ok.Load() > 20 })
+		servedAtLeast(t, ok, 21, 10*time.Second) // the load flows
 
 		type result struct {
 			took time.Duration
@@ -122,8 +122,9 @@ func TestDockerShutdownDelay(t *testing.T) {
 			t.Fatalf("the container stopped within the %v delay", delay)
 		}
 		atTerm := ok.Load()
-		eventually(t, delay/4, "requests served after SIGTERM", func() bool { return ok.Load() > atTerm+20 })
-		close(stopLoad) // within the delay: after it the front closes, as it must
+		servedAtLeast(t, ok, atTerm+21, delay/4) // after SIGTERM
+		// Within the delay: after it the front closes, as it must.
+		close(stopLoad)
 		for e := range errs {
 			t.Errorf("a request failed: %s", e)
 		}

@@ -6,7 +6,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -210,7 +209,7 @@ func TestDocker(t *testing.T) {
 		c.waitStatus("the killed worker replaced", 30*time.Second, func(st apps.Status) bool {
 			return nReady(2)(st) && restarts(st) >= 1
 		})
-		eventually(t, 10*time.Second, "requests served after the kill", func() bool { return ok.Load() > atKill+20 })
+		servedAtLeast(t, ok, atKill+21, 10*time.Second) // served after the kill
 		close(stop)
 		for e := range errs {
 			t.Errorf("a request failed: %s", e)
@@ -283,7 +282,7 @@ func TestDocker(t *testing.T) {
 		t.Parallel()
 		c, before := runFront(t, image, 3, nil)
 		ok, failed, errs, stop := loadAt(c.Addr("8080"), 4)
-		eventually(t, 10*time.Second, "the load to flow", func() bool { return ok.Load() > 20 })
+		servedAtLeast(t, ok, 21, 10*time.Second) // the load flows
 		atHUP := ok.Load()
 		c.Kill("HUP")
 		c.waitStatus("every worker replaced", 30*time.Second, func(st apps.Status) bool {
@@ -298,21 +297,4 @@ func TestDocker(t *testing.T) {
 		}
 		c.stopWithin(0)
 	})
-}
-
-// restarts is the count of restarts over every worker of a status.
-func restarts(st apps.Status) int {
-	n := 0
-	for _, w := range st.Workers {
-		n += w.Restarts
-	}
-	return n
-}
-
-// loadAt sends GET / to addr from n clients until stop is closed (load's loop, for a front that
-// is a published port rather than a tender of the test's own).
-func loadAt(addr string, n int) (ok, failed *atomic.Int64, errs chan string, stop chan struct{}) {
-	stop = make(chan struct{})
-	ok, failed, errs = load(&Front{Addr: addr}, n, stop)
-	return ok, failed, errs, stop
 }

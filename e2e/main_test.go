@@ -245,26 +245,26 @@ func (r *Run) Signal(sig syscall.Signal) {
 // logged waits for tender's stderr to say substr: the log reaches the test through a pipe,
 // a moment after tender wrote it.
 func (r *Run) logged(substr string) bool {
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		if strings.Contains(r.Stderr.String(), substr) {
-			return true
-		}
-		if time.Now().After(deadline) {
-			return false
-		}
-	}
+	return poll(5*time.Second, 10*time.Millisecond, func() bool { return strings.Contains(r.Stderr.String(), substr) })
 }
 
 // eventually polls cond every 10ms until it holds, failing the test after timeout.
 func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(10 * time.Millisecond)
+	if !poll(timeout, 10*time.Millisecond, cond) {
+		t.Fatalf("timed out after %v waiting for %s", timeout, what)
 	}
+}
+
+// poll tries cond every interval until it holds or timeout has passed, and says whether it
+// held.
+func poll(timeout, every time.Duration, cond func() bool) bool {
+	for deadline := time.Now().Add(timeout); !cond(); time.Sleep(every) {
+		if time.Now().After(deadline) {
+			return false
+		}
+	}
+	return true
 }
 
 // waitFile waits for path to exist and returns its contents.

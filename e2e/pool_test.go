@@ -222,19 +222,33 @@ func killInNamespace(t *testing.T, r *Run, nsPid int, sig syscall.Signal) {
 	}
 }
 
-// hostPidOf maps a pid of tender's namespace (as status shows it) to the host's pid, from the
-// NSpid line of /proc/<pid>/status.
+// hostPidOf maps a pid of tender's namespace (as status shows it) to the host's pid.
 func hostPidOf(t *testing.T, tender, nsPid int) int {
 	t.Helper()
+	pid, ok := hostPid(tender, nsPid)
+	if !ok {
+		t.Fatalf("no process below tender has pid %d in its namespace", nsPid)
+	}
+	return pid
+}
+
+// hostPid is hostPidOf for a process that may be gone: false when none has nsPid, from the
+// NSpid lines of /proc/<pid>/status (a process that ends meanwhile is passed over).
+func hostPid(tender, nsPid int) (int, bool) {
 	for _, p := range append(descendants(tender), Proc{Pid: tender}) {
-		st := procStatus(t, p.Pid)
-		f := strings.Fields(st["NSpid"])
-		if len(f) > 0 && f[len(f)-1] == strconv.Itoa(nsPid) {
-			return p.Pid
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.Pid))
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if nspids, ok := strings.CutPrefix(line, "NSpid:"); ok {
+				if f := strings.Fields(nspids); len(f) > 0 && f[len(f)-1] == strconv.Itoa(nsPid) {
+					return p.Pid, true
+				}
+			}
 		}
 	}
-	t.Fatalf("no process below tender has pid %d in its namespace", nsPid)
-	return 0
+	return 0, false
 }
 
 func httpGet(t *testing.T, url string) string {

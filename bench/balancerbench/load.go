@@ -17,33 +17,12 @@ import (
 // where the scenario wants it, and the balancer's CPU time before and after.
 func measure(s *running, sc scenario) result {
 	stop := make(chan struct{})
-	spreads := make(chan []int)
-	go func() {
-		var samples []int
-		tick := time.NewTicker(50 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			select {
-			case <-stop:
-				spreads <- samples
-				return
-			case <-tick.C:
-				if sc.spread == 0 {
-					continue
-				}
-				lo, hi, total := 1<<30, -1, 0
-				for _, p := range s.ports {
-					n := inflight(p)
-					lo, hi, total = min(lo, n), max(hi, n), total+n
-				}
-				// Only the steady state counts: with most sessions in flight, not while
-				// wrk opens or closes its connections.
-				if total >= sc.spread*9/10 {
-					samples = append(samples, hi-lo)
-				}
-			}
-		}
-	}()
+	spreads := make(chan []int, 1)
+	if sc.spread == 0 {
+		spreads <- nil
+	} else {
+		go sampleSpread(s, sc, stop, spreads)
+	}
 	cpu0 := s.cpu()
 	r := sc.load(s.addr, *duration)
 	used := s.cpu() - cpu0
@@ -159,4 +138,30 @@ func inflight(port string) int {
 	}
 	n, _ := strconv.Atoi(f[1])
 	return n
+}
+
+// sampleSpread samples the workers' sessions in flight every 50 ms until stop, and sends the
+// spreads (busiest minus idlest) it saw in the steady state.
+func sampleSpread(s *running, sc scenario, stop <-chan struct{}, spreads chan<- []int) {
+	var samples []int
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-stop:
+			spreads <- samples
+			return
+		case <-tick.C:
+			lo, hi, total := 1<<30, -1, 0
+			for _, p := range s.ports {
+				n := inflight(p)
+				lo, hi, total = min(lo, n), max(hi, n), total+n
+			}
+			// Only the steady state counts: with most sessions in flight, not while wrk
+			// opens or closes its connections.
+			if total >= sc.spread*9/10 {
+				samples = append(samples, hi-lo)
+			}
+		}
+	}
 }

@@ -19,7 +19,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
@@ -141,15 +140,7 @@ func tenderRSS(tender, demo string, n int) int {
 		}
 	}
 	time.Sleep(2 * time.Second) // let start-up garbage be collected
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", cmd.Process.Pid))
-	kit.Must(err)
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			kib, _ := strconv.Atoi(strings.Fields(v)[0])
-			return kib
-		}
-	}
-	return 0
+	return kit.StatusKiB(cmd.Process.Pid, "VmRSS")
 }
 
 func allReady(ws []apps.WorkerStatus) bool {
