@@ -98,10 +98,8 @@ type Pool struct {
 	seq           int
 
 	stopping bool
-	// recycling is the worker being recycled now, one at a time (recycleWhereDue);
-	// askedRecycle, that a worker sent STOPPING=1 and waits for its turn.
-	recycling    *worker
-	askedRecycle bool
+	// recycling is the worker being recycled now, one at a time (recycleWhereDue).
+	recycling *worker
 	// delaying: SIGTERM or SIGINT came, and the pool serves on for TENDER_SHUTDOWN_DELAY
 	// while it reports itself stopping.
 	delaying     bool
@@ -215,12 +213,14 @@ func (p *Pool) tickEvery() time.Duration {
 	if p.stopping {
 		return drainCheck
 	}
+	asked := false // a worker sent STOPPING=1 and waits for its turn
 	for w := range p.workers {
 		if w.state == Draining {
 			return drainCheck
 		}
+		asked = asked || w.stopping && w.state == Ready && !w.kept
 	}
-	if p.cfg.MemoryLimit > 0 || p.cfg.MaxRequests > 0 || p.cfg.MaxLifetime > 0 || p.askedRecycle {
+	if p.cfg.MemoryLimit > 0 || p.cfg.MaxRequests > 0 || p.cfg.MaxLifetime > 0 || asked {
 		return recycleCheck
 	}
 	return 0
@@ -254,7 +254,7 @@ func (p *Pool) recycleWhereDue() {
 	if p.recycling != nil && p.workers[p.recycling] {
 		return
 	}
-	p.recycling, p.askedRecycle = nil, false
+	p.recycling = nil
 	for _, g := range p.groups {
 		if g.rollingSlot != nil {
 			return
@@ -267,9 +267,6 @@ func (p *Pool) recycleWhereDue() {
 	for w := range p.workers {
 		if w.state != Ready || w.slot.next != nil || w.kept {
 			continue
-		}
-		if w.stopping {
-			p.askedRecycle = true // it waits for its turn
 		}
 		if why := w.pastLimits(tree); why != "" && w.slot.g.replace(w, why) {
 			p.recycling = w

@@ -74,11 +74,17 @@ func (s *Single) Restart(string) error { return errNotPool }
 // Scale is refused in single mode.
 func (s *Single) Scale(string, int) error { return errNotPool }
 
-// setStopping makes Status say that tender is stopping.
+// setStopping makes Status say that tender is stopping, and Run restart the app no more.
 func (s *Single) setStopping() {
 	s.mu.Lock()
 	s.stopping = true
 	s.mu.Unlock()
+}
+
+func (s *Single) isStopping() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stopping
 }
 
 func (s *Single) setState(pid int, state string, began time.Time) {
@@ -99,9 +105,8 @@ var stopSignals = map[syscall.Signal]bool{unix.SIGTERM: true, unix.SIGINT: true,
 // could not be started.
 func (s *Single) Run(signals <-chan os.Signal) int {
 	exits := make(chan reaper.Exit, 1)
-	stopping := false
 	for {
-		pid, code, started := s.start(exits, signals, &stopping)
+		pid, code, started := s.start(exits, signals)
 		if s.Started != nil {
 			go s.Started()
 			s.Started = nil
@@ -110,7 +115,7 @@ func (s *Single) Run(signals <-chan os.Signal) int {
 			return code
 		}
 		s.setState(pid, Running, started)
-		exit := s.wait(pid, signals, exits, &stopping)
+		exit := s.wait(pid, signals, exits)
 		reclaimTerminal(pid)
 		s.setState(0, "exited", time.Time{})
 		code = exit.Code()
@@ -120,7 +125,7 @@ func (s *Single) Run(signals <-chan os.Signal) int {
 		} else {
 			s.Log.Debug("child exited", "pid", pid, "status", exit.String(), "uptime", uptime.Round(time.Millisecond))
 		}
-		if stopping || !restartWanted(s.Policy, code) {
+		if s.isStopping() || !restartWanted(s.Policy, code) {
 			return code
 		}
 		delay, giveUp := s.Backoff.Exited(uptime)
@@ -133,7 +138,7 @@ func (s *Single) Run(signals <-chan os.Signal) int {
 		s.state.Restarts++
 		s.state.State = "backoff"
 		s.mu.Unlock()
-		if !s.sleep(delay, signals, &stopping) {
+		if !s.sleep(delay, signals) {
 			return code
 		}
 	}
@@ -146,7 +151,7 @@ var stdio = [3]int{0, 1, 2}
 // code is then the exit status for tender. Signals that arrive meanwhile go to the child being
 // started, as they would to the app: the start may never end (a child stopped before its exec,
 // an exec stuck on a dead NFS or FUSE path), and a SIGTERM must still reach it.
-func (s *Single) start(exits chan<- reaper.Exit, signals <-chan os.Signal, stopping *bool) (pid, code int, started time.Time) {
+func (s *Single) start(exits chan<- reaper.Exit, signals <-chan os.Signal) (pid, code int, started time.Time) {
 	started = time.Now()
 	type result struct {
 		pid int
@@ -166,7 +171,6 @@ func (s *Single) start(exits chan<- reaper.Exit, signals <-chan os.Signal, stopp
 		case sig := <-signals:
 			sn := sig.(syscall.Signal)
 			if stopSignals[sn] {
-				*stopping = true
 				s.setStopping()
 			}
 			s.Forward.Forward(sn, birth.Pid())
@@ -189,7 +193,7 @@ func (s *Single) start(exits chan<- reaper.Exit, signals <-chan os.Signal, stopp
 // wait forwards signals to pid until it exits. A SIGTERM or SIGINT is held back for the
 // shutdown delay, during which tender says it is stopping (not ready) while the app serves on;
 // a second one meanwhile goes at once.
-func (s *Single) wait(pid int, signals <-chan os.Signal, exits <-chan reaper.Exit, stopping *bool) reaper.Exit {
+func (s *Single) wait(pid int, signals <-chan os.Signal, exits <-chan reaper.Exit) reaper.Exit {
 	var held syscall.Signal
 	var delay <-chan time.Time
 	for {
@@ -197,7 +201,6 @@ func (s *Single) wait(pid int, signals <-chan os.Signal, exits <-chan reaper.Exi
 		case sig := <-signals:
 			sn := sig.(syscall.Signal)
 			if stopSignals[sn] {
-				*stopping = true
 				s.setStopping()
 				if s.ShutdownDelay > 0 && held == 0 && delay == nil && (sn == unix.SIGTERM || sn == unix.SIGINT) {
 					s.Log.Info("holding the signal back for the shutdown delay", "signal", reaper.SignalName(sn), "for", s.ShutdownDelay)
@@ -258,14 +261,13 @@ func stopHere() {
 }
 
 // sleep waits out a restart delay; a stop signal meanwhile ends it with false.
-func (s *Single) sleep(d time.Duration, signals <-chan os.Signal, stopping *bool) bool {
+func (s *Single) sleep(d time.Duration, signals <-chan os.Signal) bool {
 	timer := time.NewTimer(d)
 	defer timer.Stop()
 	for {
 		select {
 		case sig := <-signals:
 			if stopSignals[sig.(syscall.Signal)] {
-				*stopping = true
 				s.setStopping()
 				return false
 			}

@@ -347,7 +347,6 @@ func (w *worker) onStopping() {
 	}
 	w.p.log.Info("worker asks to be recycled (STOPPING=1)", w.slot.logArgs("pid", w.pid)...)
 	w.stopping = true
-	w.p.askedRecycle = true
 	w.p.recycleWhereDue()
 }
 

@@ -197,6 +197,12 @@ func WatchOOMKills() *OOMWatch {
 	return w
 }
 
+// Cgroup is tender's cgroup, as the watch found it (once it has).
+func (w *OOMWatch) Cgroup() Cgroup {
+	<-w.read
+	return w.cg
+}
+
 // Struck is asked for a process that SIGKILL ended: it reports whether the cgroup's OOM kill
 // count has a kill not yet accounted for, and accounts one. Workers killed together are each
 // reported; a kill of another process of the cgroup may still be taken for a later SIGKILL.

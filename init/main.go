@@ -123,7 +123,7 @@ func run(cfg *config.Config) int {
 	} else {
 		go signals.CatchRest()
 		if cfg.WorkersAuto {
-			n, why := capabilities.UsableCPUs(capabilities.FindCgroup())
+			n, why := capabilities.UsableCPUs(oomKills.Cgroup()) // the cgroup the OOM watch read
 			cfg.Workers = n
 			log.Info("TENDER_WORKERS=auto: one worker per CPU", "workers", n, "from", why)
 		}
