@@ -80,7 +80,7 @@ func (b *bench) startTender(kind, proto string) *running {
 // childPorts reads the PORT of each of tender's workers from /proc.
 func childPorts(pid int) []string {
 	var ports []string
-	for _, child := range children(pid) {
+	for _, child := range kit.Children(pid) {
 		env, _ := os.ReadFile("/proc/" + strconv.Itoa(child) + "/environ")
 		for _, kv := range strings.Split(string(env), "\x00") {
 			if v, ok := strings.CutPrefix(kv, "PORT="); ok {
@@ -89,24 +89,6 @@ func childPorts(pid int) []string {
 		}
 	}
 	return ports
-}
-
-// children lists the processes whose parent is pid.
-func children(pid int) []int {
-	var out []int
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		stat, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		f := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
-		if len(f) >= 2 && f[1] == strconv.Itoa(pid) {
-			n, _ := strconv.Atoi(e.Name())
-			out = append(out, n)
-		}
-	}
-	return out
 }
 
 // cpuOf reads the CPU time (user and system) of the processes pids returns, at each call.
@@ -230,7 +212,7 @@ events { worker_connections 4096; }
 	cmd := exec.Command("nginx", "-p", prefix, "-c", path, "-g", "daemon off;")
 	kit.Must(cmd.Start())
 	kit.WaitAccept(addr)
-	pids := append([]int{cmd.Process.Pid}, children(cmd.Process.Pid)...)
+	pids := append([]int{cmd.Process.Pid}, kit.Children(cmd.Process.Pid)...)
 	return &running{addr: addr, ports: ports, cpu: cpuOf(pids...),
 		stop: func() { cmd.Process.Signal(syscall.SIGQUIT); cmd.Wait(); stopWorkers() }}
 }

@@ -233,7 +233,7 @@ func reapOrphans(in initProg, testapp string) (ms, cpuMs float64, zombies int) {
 		time.Sleep(time.Millisecond)
 	}
 	ms = float64(time.Since(start).Microseconds()) / 1000
-	init := childOf(cmd.Process.Pid)
+	init := firstChild(cmd.Process.Pid)
 	cpuMs = cpuTime(init)
 	syscall.Kill(init, syscall.SIGTERM)
 	cmd.Wait()
@@ -291,23 +291,6 @@ func countZombiesBelow(root int) int {
 	return n
 }
 
-func childOf(pid int) int {
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		i := bytes.LastIndexByte(b, ')')
-		f := strings.Fields(string(b[i+1:]))
-		if ppid, _ := strconv.Atoi(f[1]); ppid == pid {
-			c, _ := strconv.Atoi(e.Name())
-			return c
-		}
-	}
-	return 0
-}
-
 func fileSize(path string) int64 {
 	fi, err := os.Stat(path)
 	kit.Must(err)
@@ -341,4 +324,12 @@ func uname() string {
 func goVersion() string {
 	out, _ := exec.Command("go", "env", "GOVERSION").Output()
 	return strings.TrimSpace(string(out))
+}
+
+// firstChild is a child of pid, 0 when it has none yet.
+func firstChild(pid int) int {
+	if c := kit.Children(pid); len(c) > 0 {
+		return c[0]
+	}
+	return 0
 }

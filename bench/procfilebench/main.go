@@ -120,7 +120,7 @@ numprocs=%[4]d
 	for i := 0; i < perType; i++ {
 		kit.WaitAccept("127.0.0.1:" + strconv.Itoa(base+i))
 	}
-	for deadline := time.Now().Add(30 * time.Second); childrenOf(cmd.Process.Pid) < 3*perType; time.Sleep(100 * time.Millisecond) {
+	for deadline := time.Now().Add(30 * time.Second); len(kit.Children(cmd.Process.Pid)) < 3*perType; time.Sleep(100 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			kit.Must(fmt.Errorf("supervisord has not started its %d programs after 30s", 3*perType))
 		}
@@ -145,13 +145,6 @@ func freePorts(n int) int {
 	}
 	kit.Must(fmt.Errorf("no %d free ports in a row from 62000", n))
 	return 0
-}
-
-// childrenOf counts the children of pid.
-func childrenOf(pid int) int {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
-	kit.Must(err)
-	return len(bytes.Fields(b))
 }
 
 func supervisordVersion() string {

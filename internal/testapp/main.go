@@ -136,11 +136,7 @@ func cmdNote(args []string) {
 			ID: os.Getenv("TENDER_WORKER_ID"), Port: os.Getenv("PORT"), Args: args[1:]}
 		b, err := json.Marshal(n)
 		must(err)
-		f, err := os.OpenFile(args[0], os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-		must(err)
-		_, err = f.Write(append(b, '\n'))
-		must(err)
-		must(f.Close())
+		appendLine(args[0], string(b))
 	}
 	write("start")
 	if once {
@@ -309,16 +305,28 @@ func cmdPgroup(args []string) {
 var hoard [][]byte
 
 // alloc MiB_PER_STEP: allocate and touch memory without bound.
-func cmdAlloc(args []string) {
-	step := atoi(args[0]) << 20
+func cmdAlloc(args []string) { grow(atoi(args[0]), 10*time.Millisecond) }
+
+// grow keeps mib more MiB, touched, every interval, for ever.
+func grow(mib int, every time.Duration) {
 	for {
-		b := make([]byte, step)
+		b := make([]byte, mib<<20)
 		for i := 0; i < len(b); i += 4096 {
 			b[i] = 1
 		}
 		hoard = append(hoard, b)
-		time.Sleep(10 * time.Millisecond)
+		time.Sleep(every)
 	}
+}
+
+// appendLine adds line to the file at path in one write with O_APPEND, so that processes
+// writing at once never mix their lines.
+func appendLine(path, line string) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	must(err)
+	_, err = f.WriteString(line + "\n")
+	must(err)
+	must(f.Close())
 }
 
 // spam-children N: start N children that exit at once, one after the other, then exit.

@@ -58,20 +58,14 @@ func cmdServe(args []string) {
 		signal.Ignore(syscall.SIGTERM)
 	}
 	if *record != "" {
-		f, err := os.OpenFile(*record, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-		must(err)
-		fmt.Fprintf(f, "%d %d %s %s\n", time.Now().UnixMicro(), os.Getpid(), id, port)
-		f.Close()
+		appendLine(*record, fmt.Sprintf("%d %d %s %s", time.Now().UnixMicro(), os.Getpid(), id, port))
 	}
 	if *sigs != "" {
 		c := make(chan os.Signal, 8)
 		signal.Notify(c, syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGWINCH)
 		go func() {
 			for s := range c {
-				f, err := os.OpenFile(*sigs, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-				must(err)
-				fmt.Fprintf(f, "%d %d\n", os.Getpid(), s.(syscall.Signal))
-				f.Close()
+				appendLine(*sigs, fmt.Sprintf("%d %d", os.Getpid(), s.(syscall.Signal)))
 			}
 		}()
 	}
@@ -81,10 +75,7 @@ func cmdServe(args []string) {
 		go func() {
 			s := <-c
 			if *sigs != "" {
-				f, err := os.OpenFile(*sigs, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-				must(err)
-				fmt.Fprintf(f, "%d %d\n", os.Getpid(), s.(syscall.Signal))
-				f.Close()
+				appendLine(*sigs, fmt.Sprintf("%d %d", os.Getpid(), s.(syscall.Signal)))
 			}
 			os.Exit(0)
 		}()
@@ -154,12 +145,7 @@ func cmdServe(args []string) {
 			http.Error(w, "no body, or no -posts file", http.StatusBadRequest)
 			return
 		}
-		// One write with O_APPEND: workers writing at once never mix their lines.
-		f, err := os.OpenFile(*posts, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-		must(err)
-		_, err = f.Write(append(body, '\n'))
-		must(err)
-		f.Close()
+		appendLine(*posts, string(body))
 		w.Write(body)
 	})
 	var loop sync.RWMutex // every request holds it to read, /block to write
@@ -289,12 +275,4 @@ func claim(path string) bool {
 
 // leakMemory keeps mib more MiB every 100ms, touched so that they count in the RSS and the
 // cgroup, until the process is killed.
-func leakMemory(mib int) {
-	for range time.Tick(100 * time.Millisecond) {
-		b := make([]byte, mib<<20)
-		for i := 0; i < len(b); i += 4096 {
-			b[i] = 1
-		}
-		hoard = append(hoard, b)
-	}
-}
+func leakMemory(mib int) { grow(mib, 100*time.Millisecond) }

@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/tenderinit/tender/reaper"
 )
 
 // Name prefixes the errors Must prints.
@@ -99,6 +101,18 @@ func StatusKiB(pid int, field string) int {
 		}
 	}
 	return 0
+}
+
+// Children are the pids of pid's children, from /proc (of whichever thread forked them).
+func Children(pid int) []int {
+	below, _ := reaper.Below(pid)
+	var out []int
+	for _, p := range below {
+		if p.PPid == pid {
+			out = append(out, p.Pid)
+		}
+	}
+	return out
 }
 
 // Must stops the benchmark on an error.
