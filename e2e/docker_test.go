@@ -173,7 +173,10 @@ func TestDocker(t *testing.T) {
 		t.Parallel()
 		c := runContainer(t, image, []string{"--init", "--env", "TENDER_KILL_GRACE=3s"},
 			"testapp", "leave", "/out/pid", "5", "/out/go")
-		if cmd := readCmdline(c.Pid()); !strings.Contains(cmd, "docker-init") {
+		// Its command line reads empty for a moment while it execs (once seen in make test).
+		var cmd string
+		poll(5*time.Second, 10*time.Millisecond, func() bool { cmd = readCmdline(c.Pid()); return cmd != "" })
+		if !strings.Contains(cmd, "docker-init") {
 			t.Fatalf("PID 1 of the container is %q, want docker-init", cmd)
 		}
 		tender := c.waitProc("/usr/local/bin/tender ")
